@@ -1,0 +1,5 @@
+import sys
+
+from trainstats.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ``trainstats`` command: a thin dispatcher over sub-commands.
+
+Each sub-command lives in ``trainstats/commands/<name>.py`` and defines
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
+sub-command runs, so ``trainstats --help`` never pays for TensorFlow.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+#: sub-command name -> (module under trainstats.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "run a whole memorization study in miniature (build data, noise, train, analyze, report)"),
+    "build-varmisuse": ("build_varmisuse", "build GREAT-format VarMisuse data from a Python source tree"),
+    "noise": ("noise", "write a noisy copy of GREAT-format data plus a per-sample noise manifest"),
+    "analyze": ("analyze", "score memorization in run directories and write tables, plots and a report"),
+    "great": ("great", "train a GREAT checkout (VHellendoorn/ICLR20-Great) with per-sample statistics"),
+    "inspect": ("inspect", "print a run directory's metadata and row counts"),
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainstats",
+        description="Per-sample training statistics: capture, noise, memorization analysis.",
+    )
+    from trainstats import __version__
+
+    parser.add_argument("--version", action="version", version=f"trainstats {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            module = importlib.import_module(f"trainstats.commands.{module_name}")
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

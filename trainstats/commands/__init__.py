@@ -1,0 +1,1 @@
+"""Sub-commands of the ``trainstats`` CLI, one module each (see ``trainstats.cli``)."""
