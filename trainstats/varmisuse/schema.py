@@ -1,0 +1,150 @@
+"""Schema check for one GREAT-format VarMisuse example (a decoded JSON object).
+
+A GREAT example (Hellendoorn et al., ICLR 2020, public dataset ``google-research-datasets/great``)
+is one JSON object per line with these fields (see ``docs/varmisuse-format.md``):
+
+=====================  ==========================  =============================================
+field                  type                        constraint checked here
+=====================  ==========================  =============================================
+``source_tokens``      list[str], non-empty        --
+``has_bug``            bool                        --
+``error_location``     int                         ``0 <= error_location < n_tokens``;
+                                                   ``0`` when ``has_bug`` is false
+``repair_targets``     list[int]                   each in ``[0, n_tokens)``; empty when bug-free
+``repair_candidates``  list[int | str]             ints in ``[0, n_tokens)``; strings are ignored
+``edges``              list[list]                  each ``[src, dst, type_id, type_name...]``
+                                                   with int ``src``/``dst`` in ``[0, n_tokens)``
+``bug_kind``           int (optional)              --
+``bug_kind_name``      str (optional)              --
+``provenances``        list (optional)             --
+=====================  ==========================  =============================================
+
+Buggy examples with no repair targets, or with targets that are not among the candidates, occur in
+the real data (about 1 in 120 dev examples) and are *valid*.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["InvalidExample", "validate_example", "REQUIRED_FIELDS", "OPTIONAL_FIELDS"]
+
+#: field -> human description of the expected JSON type
+REQUIRED_FIELDS: dict[str, str] = {
+    "source_tokens": "a non-empty list of strings",
+    "has_bug": "a boolean",
+    "error_location": "an integer",
+    "repair_targets": "a list of integers",
+    "repair_candidates": "a list of integers or strings",
+    "edges": "a list of [src, dst, type_id, type_name] lists",
+}
+OPTIONAL_FIELDS: dict[str, str] = {
+    "bug_kind": "an integer",
+    "bug_kind_name": "a string",
+    "provenances": "a list",
+}
+
+
+class InvalidExample(ValueError):
+    """A GREAT-format example (or line) that does not satisfy the schema.
+
+    The message names the field and the problem; readers prefix it with ``file:line:``.
+    """
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def validate_example(example: dict) -> None:
+    """Check one decoded GREAT example; raise :class:`InvalidExample` naming the field and problem.
+
+    Args:
+        example: the decoded JSON object of one line.
+
+    Raises:
+        InvalidExample: a required field is missing, has the wrong type, or an index
+            (``error_location``, a repair target, an integer candidate, an edge end) lies
+            outside ``[0, len(source_tokens))``; or a bug-free example has a nonzero
+            ``error_location`` or repair targets.
+    """
+    if not isinstance(example, dict):
+        raise InvalidExample(f"expected a JSON object, received {_describe(example)}")
+    missing = [name for name in REQUIRED_FIELDS if name not in example]
+    if missing:
+        raise InvalidExample(
+            f"missing required field(s) {', '.join(repr(m) for m in missing)}; "
+            f"present: {sorted(example)}"
+        )
+    tokens = example["source_tokens"]
+    if not isinstance(tokens, list) or not tokens:
+        raise InvalidExample(f"field 'source_tokens': expected {REQUIRED_FIELDS['source_tokens']}, "
+                             f"received {_describe(tokens)}")
+    for i, tok in enumerate(tokens):
+        if not isinstance(tok, str):
+            raise InvalidExample(f"field 'source_tokens'[{i}]: expected a string, received {_describe(tok)}")
+    n = len(tokens)
+
+    has_bug = example["has_bug"]
+    if not isinstance(has_bug, bool):
+        raise InvalidExample(f"field 'has_bug': expected a boolean, received {_describe(has_bug)}")
+
+    loc = example["error_location"]
+    if not _is_int(loc):
+        raise InvalidExample(f"field 'error_location': expected an integer, received {_describe(loc)}")
+    if not 0 <= loc < n:
+        raise InvalidExample(
+            f"field 'error_location': {loc} is outside the tokens (expected 0 <= error_location < {n})")
+
+    targets = example["repair_targets"]
+    _check_index_list("repair_targets", targets, n, allow_str=False)
+    _check_index_list("repair_candidates", example["repair_candidates"], n, allow_str=True)
+    if not has_bug:
+        if loc != 0:
+            raise InvalidExample(
+                f"field 'error_location': a bug-free example (has_bug false) must have error_location 0, "
+                f"received {loc}")
+        if targets:
+            raise InvalidExample(
+                f"field 'repair_targets': a bug-free example (has_bug false) must have no repair targets, "
+                f"received {_describe(targets)}")
+
+    edges = example["edges"]
+    if not isinstance(edges, list):
+        raise InvalidExample(f"field 'edges': expected {REQUIRED_FIELDS['edges']}, received {_describe(edges)}")
+    for i, edge in enumerate(edges):
+        if (not isinstance(edge, list) or len(edge) < 3 or not _is_int(edge[0]) or not _is_int(edge[1])
+                or not _is_int(edge[2])):
+            raise InvalidExample(
+                f"field 'edges'[{i}]: expected [src, dst, type_id, type_name] with integer src, dst, "
+                f"type_id, received {_describe(edge)}")
+        if not (0 <= edge[0] < n and 0 <= edge[1] < n):
+            raise InvalidExample(
+                f"field 'edges'[{i}]: {edge[:2]} points outside the tokens (expected indices in [0, {n}))")
+
+    for name, expected in OPTIONAL_FIELDS.items():
+        if name in example:
+            value = example[name]
+            ok = {"bug_kind": _is_int, "bug_kind_name": lambda v: isinstance(v, str),
+                  "provenances": lambda v: isinstance(v, list)}[name](value)
+            if not ok:
+                raise InvalidExample(f"field {name!r}: expected {expected}, received {_describe(value)}")
+
+
+def _check_index_list(name: str, values: Any, n: int, *, allow_str: bool) -> None:
+    if not isinstance(values, list):
+        raise InvalidExample(f"field {name!r}: expected {REQUIRED_FIELDS[name]}, received {_describe(values)}")
+    for i, v in enumerate(values):
+        if _is_int(v):
+            if not 0 <= v < n:
+                raise InvalidExample(
+                    f"field {name!r}[{i}]: {v} is outside the tokens (expected 0 <= index < {n})")
+        elif not (allow_str and isinstance(v, str)):
+            expected = "an integer or a string" if allow_str else "an integer"
+            raise InvalidExample(f"field {name!r}[{i}]: expected {expected}, received {_describe(v)}")
