@@ -1,0 +1,28 @@
+"""The per-sample stats store: run directories of hive-partitioned Parquet (see ``docs/store.md``).
+
+Writing: :class:`RunWriter` with :class:`ValueColumn` declarations. Reading: :func:`read` (pandas),
+:func:`open_dataset` (pyarrow, out of core), :func:`read_metadata`. This package imports no
+TensorFlow: any framework can write to it and any tool can read it.
+"""
+from trainstats.store.errors import NotARunDirectory, StoreWriteError, UnsupportedSchemaVersion
+from trainstats.store.reader import open_dataset, read, read_metadata, read_samples, value_columns
+from trainstats.store.sample_ids import sample_key
+from trainstats.store.schema import SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
+from trainstats.store.writer import RunWriter
+
+__all__ = [
+    "NotARunDirectory",
+    "RunWriter",
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "STANDARD_STATS",
+    "StoreWriteError",
+    "UnsupportedSchemaVersion",
+    "ValueColumn",
+    "open_dataset",
+    "read",
+    "read_metadata",
+    "read_samples",
+    "sample_key",
+    "value_columns",
+]

@@ -1,0 +1,137 @@
+"""Row schema of a run directory: fixed key columns plus value columns declared per run.
+
+See ``docs/store.md`` for the column-by-column description.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "KEY_COLUMNS",
+    "PARTITION_COLUMNS",
+    "STANDARD_STATS",
+    "ValueColumn",
+    "row_schema",
+    "file_schema",
+    "partitioning",
+]
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "dev", "eval")
+
+#: Columns stored inside every part file (the partition columns live in the path).
+KEY_COLUMNS: dict[str, pa.DataType] = {
+    "step": pa.int64(),
+    "batch": pa.int32(),
+    "sample_key": pa.int64(),
+    "noise": pa.bool_(),
+    "noise_kind": pa.dictionary(pa.int32(), pa.string()),
+    "attempt": pa.int32(),
+}
+PARTITION_COLUMNS: dict[str, pa.DataType] = {"split": pa.string(), "epoch": pa.int32()}
+
+#: Per-head statistics the analysis understands, with their dtype.
+STANDARD_STATS: dict[str, str] = {
+    "loss": "float32",
+    "gold_prob": "float32",
+    "pred": "int64",
+    "pred_prob": "float32",
+    "correct": "bool",
+    "margin": "float32",
+}
+
+_DTYPES: dict[str, pa.DataType] = {
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED = set(KEY_COLUMNS) | set(PARTITION_COLUMNS) | {"sample_id"}
+
+
+@dataclass(frozen=True)
+class ValueColumn:
+    """One value column declared for a run.
+
+    Args:
+        name: column name, an identifier (``loc_loss``); not a key column name.
+        dtype: one of ``float32``, ``float64``, ``int32``, ``int64``, ``bool``.
+        head: the model output / pointer head it belongs to (``None`` for per-sample context).
+        stat: what it measures; analysis understands ``loss``, ``gold_prob``, ``pred``,
+            ``pred_prob``, ``correct``, ``margin`` (see ``STANDARD_STATS``).
+        unit: unit or range, e.g. ``"nats"``.
+        description: one sentence for people.
+    """
+
+    name: str
+    dtype: str
+    head: str | None = None
+    stat: str | None = None
+    unit: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                f"Invalid value column name {self.name!r}: expected an identifier (letters, digits, _)."
+            )
+        if self.name in _RESERVED:
+            raise ValueError(
+                f"Value column name {self.name!r} is reserved for a key column; reserved: {sorted(_RESERVED)}."
+            )
+        if self.dtype not in _DTYPES:
+            raise ValueError(
+                f"Invalid dtype for value column {self.name!r}. Received: dtype={self.dtype!r}. "
+                f"Expected one of {sorted(_DTYPES)}."
+            )
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _DTYPES[self.dtype]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "ValueColumn":
+        return cls(**{k: obj.get(k) for k in ("name", "dtype", "head", "stat")},
+                   unit=obj.get("unit", ""), description=obj.get("description", ""))
+
+
+def check_value_columns(columns: Sequence[ValueColumn]) -> list[ValueColumn]:
+    cols = list(columns)
+    for c in cols:
+        if not isinstance(c, ValueColumn):
+            raise TypeError(f"value_columns must hold ValueColumn objects; received {type(c).__name__} {c!r}")
+    names = [c.name for c in cols]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"Value column names must be unique; repeated: {dupes}")
+    return cols
+
+
+def file_schema(columns: Sequence[ValueColumn]) -> pa.Schema:
+    """Schema of one part file: key columns then value columns (partition columns excluded)."""
+    fields = [pa.field(n, t, nullable=(n == "noise_kind")) for n, t in KEY_COLUMNS.items()]
+    fields += [pa.field(c.name, c.arrow_type, nullable=True) for c in columns]
+    return pa.schema(fields)
+
+
+def row_schema(columns: Sequence[ValueColumn]) -> pa.Schema:
+    """Schema a reader sees: partition columns, key columns, value columns."""
+    parts = [pa.field(n, t, nullable=False) for n, t in PARTITION_COLUMNS.items()]
+    return pa.schema(parts + list(file_schema(columns)))
+
+
+def partitioning():
+    import pyarrow.dataset as ds
+
+    return ds.partitioning(pa.schema(list(PARTITION_COLUMNS.items())), flavor="hive")

@@ -1,0 +1,420 @@
+"""``RunWriter``: per-batch rows in, hive-partitioned Parquet out, on a background thread.
+
+Training code calls :meth:`RunWriter.write` once per batch. The call validates and copies the arrays
+(a ``ValueError`` naming the column for wrong lengths or dtypes is raised right there, in the caller's
+thread) and puts them on a bounded queue; a background thread groups rows per ``(split, epoch)``,
+converts them to Arrow and streams row groups into part files. A part is written under a temporary
+name (``.tmp-part-…``) and renamed when complete, so readers never see half a file.
+
+The writer never blocks or crashes the training it observes: when the queue is full the batch is
+dropped and counted; when writing fails (disk full, permission) the error is recorded in
+``writers/a<attempt>-w<writer>.json``, a ``RuntimeWarning`` is issued once, and later rows are
+dropped and counted — unless ``on_error="raise"``, in which case the next call raises
+:class:`StoreWriteError`.
+
+Example::
+
+    from trainstats.store import RunWriter, ValueColumn, sample_key
+    cols = [ValueColumn("loss", "float32", head="output", stat="loss", unit="nats")]
+    with RunWriter("runs/demo", cols) as w:
+        keys = w.register_samples([f"ex:{i}" for i in range(4)])
+        w.write(split="train", epoch=0, step=0, batch=0, sample_key=keys,
+                values={"loss": [0.1, 0.2, 0.3, 0.4]})
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import re
+import threading
+import time
+import warnings
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from trainstats.store import run_dir as rd
+from trainstats.store.errors import StoreWriteError
+from trainstats.store.noise_lookup import NoiseLookup
+from trainstats.store.parts import PartSet
+from trainstats.store.sample_ids import sample_key as _sample_key
+from trainstats.store.schema import SPLITS, ValueColumn, check_value_columns
+
+__all__ = ["RunWriter"]
+
+log = logging.getLogger("trainstats.store")
+
+_NP_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32,
+              "int64": np.int64, "bool": np.bool_}
+_ACCEPTED_KINDS = {"float32": "fiub", "float64": "fiub", "int32": "iub", "int64": "iub", "bool": "b"}
+_WRITER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_OPEN_WRITERS: "weakref.WeakSet[RunWriter]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_writers() -> None:  # pragma: no cover - exercised at interpreter exit
+    for w in list(_OPEN_WRITERS):
+        try:
+            w.close()
+        except Exception:  # noqa: BLE001 - never fail interpreter shutdown
+            pass
+
+
+@dataclass
+class _Chunk:
+    split: str
+    epoch: int
+    step: np.ndarray
+    batch: int
+    keys: np.ndarray
+    values: dict[str, tuple[np.ndarray, np.ndarray | None]]
+    noise: np.ndarray | None
+    noise_kind: list | None
+
+
+def _to_numpy(x: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(x, np.ma.MaskedArray):
+        return np.asarray(x.data), np.ma.getmaskarray(x)
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    try:
+        return np.asarray(x), None
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"column {name!r}: cannot convert {type(x).__name__} to an array ({e})") from None
+
+
+class RunWriter:
+    """Write per-sample rows of one run (or one attempt of a resumed run) to ``run_dir``.
+
+    Args:
+        run_dir: the run directory; created when absent.
+        value_columns: the value columns this run records (``ValueColumn``), fixed for the run.
+        recorder: who writes (``"keras"``, ``"great"``, ``"custom"``), stored in ``run.json``.
+        config: JSON-serialisable user configuration stored in ``run.json``.
+        noise_manifest: where ``noise``/``noise_kind`` come from when ``write`` is not given them: a
+            Parquet manifest path, a ``{sample_id: kind}`` mapping or a table with ``sample_id`` and
+            ``noise_kind``. ``None``: every row is clean unless the caller passes flags.
+        resume: continue an existing run as a new attempt (rows of older attempts at or after this
+            attempt's first row are superseded). Without it an existing run is refused.
+        attempt: join (or create) this attempt number instead of allocating the next one; for several
+            writers of one job (one per worker), each with its own ``writer_id``.
+        writer_id: distinguishes concurrent writers of one attempt (letters, digits, ``_.-``).
+        on_error: ``"warn"`` (record, warn once, keep training) or ``"raise"``.
+        max_queue_rows: rows allowed in flight before batches are dropped (and counted).
+        row_group_rows: rows per Parquet row group.
+        max_part_seconds: a part open longer than this is completed, bounding what a crash loses.
+        versions: extra library versions for ``run.json`` (e.g. ``{"tensorflow": "2.21.0"}``).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        value_columns: Sequence[ValueColumn],
+        *,
+        recorder: str = "custom",
+        config: Mapping[str, Any] | None = None,
+        noise_manifest: Any = None,
+        resume: bool = False,
+        attempt: int | None = None,
+        writer_id: str = "0",
+        on_error: str = "warn",
+        max_queue_rows: int = 4_000_000,
+        row_group_rows: int = 1_000_000,
+        max_part_seconds: float = 600.0,
+        versions: Mapping[str, str] | None = None,
+    ) -> None:
+        if on_error not in ("warn", "raise"):
+            raise ValueError(f"Invalid value for argument `on_error`. Received: on_error={on_error!r}. "
+                             "Expected 'warn' or 'raise'.")
+        if not isinstance(writer_id, str) or not _WRITER_ID.match(writer_id):
+            raise ValueError(f"Invalid writer_id {writer_id!r}: expected 1-64 of letters, digits, '_', '.', '-'.")
+        for name, v in (("max_queue_rows", max_queue_rows), ("row_group_rows", row_group_rows)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int; received {v!r}")
+        self.columns = check_value_columns(value_columns)
+        self._by_name = {c.name: c for c in self.columns}
+        self.run_dir = Path(run_dir)
+        self.writer_id = writer_id
+        self.on_error = on_error
+        self._max_queue_rows = max_queue_rows
+
+        self._noise, manifest_desc = (None, None)
+        if noise_manifest is not None:
+            self._noise, manifest_desc = NoiseLookup.from_source(noise_manifest)
+
+        exists = (self.run_dir / rd.RUN_FILE).exists()
+        if exists and not resume and attempt is None:
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run. Pass resume=True to continue it as a new attempt "
+                "(the newest attempt's rows win), or choose another directory."
+            )
+        self.metadata, self.created = rd.create_or_open_run(
+            self.run_dir, self.columns, recorder=recorder, config=config,
+            noise_manifest=manifest_desc, versions=versions)
+        self.attempt = rd.allocate_attempt(self.run_dir, attempt, noise_manifest=manifest_desc)
+        self._remove_stale_temp_files()
+
+        self._status_path = self.run_dir / "writers" / f"a{self.attempt:04d}-w{writer_id}.json"
+        self._lock = threading.Lock()
+        self._rows_written = 0
+        self._rows_dropped = 0
+        self._queued_rows = 0
+        self._errors: list[dict[str, str]] = []
+        self._first_position: dict[str, Any] | None = None
+        self._warned_drop = False
+        self._reported_error = False
+        self._closed = False
+        self._parts = PartSet(self.run_dir, self.columns, attempt=self.attempt, writer_id=writer_id,
+                              row_group_rows=row_group_rows, max_part_seconds=max_part_seconds)
+        self._queue: "queue.Queue[tuple[str, Any]]" = queue.Queue()
+        self._write_status()
+        self._thread = threading.Thread(target=self._run, name=f"trainstats-writer-{writer_id}", daemon=True)
+        self._thread.start()
+        _OPEN_WRITERS.add(self)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def rows_written(self) -> int:
+        """Rows in completed part files so far."""
+        return self._rows_written
+
+    @property
+    def rows_dropped(self) -> int:
+        """Rows that could not be written (queue full or a write error)."""
+        return self._rows_dropped
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """Write errors so far: ``{"time", "type", "message"}`` each."""
+        return list(self._errors)
+
+    def register_samples(self, sample_ids: Sequence[str]) -> np.ndarray:
+        """Record the ``sample_key -> sample_id`` side table for these ids; return their keys."""
+        ids = [i.decode("utf-8") if isinstance(i, bytes) else i for i in sample_ids]
+        keys = _sample_key(ids)
+        self._check_open()
+        self._check_error()
+        if len(ids):
+            self._queue.put(("samples", (keys, ids)))
+        return keys
+
+    def write(
+        self,
+        *,
+        split: str,
+        epoch: int,
+        step: int | Any,
+        batch: int,
+        sample_key: Any,
+        values: Mapping[str, Any],
+        noise: Any = None,
+        noise_kind: Any = None,
+    ) -> None:
+        """Queue one batch of rows. Arrays may be numpy arrays, masked arrays (masked -> null),
+        lists or tensors; every array has one entry per sample. NaN in a float column is null."""
+        self._check_open()
+        self._check_error()
+        chunk = self._make_chunk(split, epoch, step, batch, sample_key, values, noise, noise_kind)
+        n = len(chunk.keys)
+        with self._lock:
+            failed = bool(self._errors)
+            full = self._queued_rows + n > self._max_queue_rows
+            if failed or full:
+                self._rows_dropped += n
+            else:
+                self._queued_rows += n
+        if failed:
+            return
+        if full:
+            if not self._warned_drop:
+                self._warned_drop = True
+                warnings.warn(f"trainstats: writer queue for {self.run_dir} is full "
+                              f"({self._max_queue_rows} rows); dropping rows (counted in "
+                              f"{self._status_path.name}). Raise max_queue_rows or write less often.",
+                              RuntimeWarning, stacklevel=2)
+            return
+        if self._first_position is None:
+            self._first_position = {"split": chunk.split, "epoch": chunk.epoch, "step": int(chunk.step.min())}
+            self._write_status()  # durable before any row of this attempt can be published
+        self._queue.put(("rows", chunk))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every row queued so far is in a completed part file."""
+        self._check_open()
+        self._call_thread("flush", timeout)
+        self._check_error()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the background thread and mark this writer closed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN_WRITERS.discard(self)
+        if self._thread.is_alive():
+            self._call_thread("close", timeout)
+            self._thread.join(timeout)
+        self._check_error()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ caller-thread helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"RunWriter for {self.run_dir} is closed")
+
+    def _check_error(self) -> None:
+        if not self._errors:
+            return
+        err = self._errors[0]
+        msg = (f"trainstats could not write rows to {self.run_dir}: {err['type']}: {err['message']}. "
+               f"Rows are no longer recorded (see {self._status_path}); training continues.")
+        if self.on_error == "raise":
+            raise StoreWriteError(msg.replace("training continues", "on_error='raise'"))
+        if not self._reported_error:
+            self._reported_error = True
+            log.error(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    def _call_thread(self, what: str, timeout: float | None) -> None:
+        done = threading.Event()
+        self._queue.put((what, done))
+        if not done.wait(timeout):
+            raise TimeoutError(f"RunWriter.{what}() did not finish within {timeout} s")
+
+    def _make_chunk(self, split, epoch, step, batch, keys, values, noise, noise_kind) -> _Chunk:
+        if split not in SPLITS:
+            raise ValueError(f"Invalid split {split!r}; expected one of {SPLITS}")
+        for name, v in (("epoch", epoch), ("batch", batch)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int; received {v!r}")
+        keys, _ = _to_numpy(keys, "sample_key")
+        if keys.ndim != 1 or keys.dtype.kind not in "iu":
+            raise ValueError(f"sample_key must be a 1-D integer array (use trainstats.sample_key for string ids); "
+                             f"received shape {keys.shape} dtype {keys.dtype}")
+        keys = keys.astype(np.int64, copy=True)
+        n = len(keys)
+        step_arr, _ = _to_numpy(step, "step")
+        if step_arr.ndim == 0:
+            step_arr = np.full(n, int(step_arr), np.int64)
+        if step_arr.shape != (n,) or step_arr.dtype.kind not in "iu":
+            raise ValueError(f"step must be an int or an integer array with one entry per sample; received "
+                             f"shape {step_arr.shape} dtype {step_arr.dtype}, sample_key has {n} entries")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping column name -> array; received {type(values).__name__}")
+        unknown = sorted(set(values) - set(self._by_name))
+        if unknown:
+            raise ValueError(f"Unknown value column(s) {unknown}; this run declares {sorted(self._by_name)}")
+        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        for name, raw in values.items():
+            if raw is None:
+                continue
+            col = self._by_name[name]
+            data, mask = _to_numpy(raw, name)
+            if data.ndim == 2 and data.shape[1] == 1:
+                data = data[:, 0]
+                mask = None if mask is None else mask[:, 0]
+            if data.ndim != 1 or len(data) != n:
+                raise ValueError(f"column {name!r} has shape {data.shape} but sample_key has {n} entries; "
+                                 "expected one value per sample")
+            if data.dtype.kind not in _ACCEPTED_KINDS[col.dtype]:
+                raise ValueError(f"column {name!r} is declared {col.dtype}; received an array of dtype "
+                                 f"{data.dtype}")
+            out[name] = (data.astype(_NP_DTYPES[col.dtype], copy=True), None if mask is None else mask.copy())
+        flags = kinds = None
+        if noise is not None:
+            flags, _ = _to_numpy(noise, "noise")
+            if flags.shape != (n,) or flags.dtype.kind != "b":
+                raise ValueError(f"noise must be a bool array with one entry per sample; received shape "
+                                 f"{flags.shape} dtype {flags.dtype}, sample_key has {n} entries")
+            flags = flags.copy()
+            if noise_kind is not None:
+                kinds = [None if k is None else (k.decode() if isinstance(k, bytes) else str(k)) for k in noise_kind]
+                if len(kinds) != n:
+                    raise ValueError(f"noise_kind has {len(kinds)} entries but sample_key has {n}")
+        elif noise_kind is not None:
+            raise ValueError("noise_kind was given without noise; pass both or neither")
+        return _Chunk(split, int(epoch), step_arr.astype(np.int64, copy=False), int(batch), keys, out, flags, kinds)
+
+    # ------------------------------------------------------------------ background thread
+    def _run(self) -> None:
+        while True:
+            try:
+                kind, item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self._guard(self._parts.complete_old_parts)
+                continue
+            if kind == "rows":
+                n = len(item.keys)
+                if self._errors:
+                    self._count_dropped(n)
+                elif not self._guard(self._parts.add, item, self._noise):
+                    self._count_dropped(n)
+                with self._lock:
+                    self._queued_rows -= n
+            elif kind == "samples":
+                if not self._errors:
+                    self._guard(self._parts.add_samples, *item)
+            else:  # flush / close
+                if not self._errors:
+                    self._guard(self._parts.complete_all)
+                    self._rows_written = self._parts.rows_completed
+                if kind == "close":
+                    self._parts.abandon()
+                self._guard(self._write_status, closed=(kind == "close"))
+                item.set()
+                if kind == "close":
+                    return
+
+    def _count_dropped(self, n: int) -> None:
+        with self._lock:
+            self._rows_dropped += n
+
+    def _guard(self, fn, *args, **kwargs) -> bool:
+        try:
+            fn(*args, **kwargs)
+            return True
+        except Exception as e:  # noqa: BLE001 - record and keep the training alive
+            with self._lock:
+                self._rows_dropped += self._parts.discard_pending()
+            self._errors.append({"time": rd.utc_now(), "type": type(e).__name__, "message": str(e)})
+            log.error("trainstats writer error in %s: %s", self.run_dir, e)
+            try:
+                self._parts.abandon()
+                self._write_status()
+            except Exception:  # noqa: BLE001 - the disk may be gone; the error is in memory
+                pass
+            return False
+
+    def _write_status(self, closed: bool = False) -> None:
+        self._rows_written = self._parts.rows_completed
+        rd.write_json_atomic(self._status_path, {
+            "attempt": self.attempt,
+            "writer": self.writer_id,
+            "pid": os.getpid(),
+            "first_position": self._first_position,
+            "rows_written": self._rows_written,
+            "rows_dropped": self._rows_dropped,
+            "errors": self._errors,
+            "closed": closed,
+            "updated_at": rd.utc_now(),
+        })
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp parts of older attempts belong to dead writers: they never become data."""
+        pattern = re.compile(r"^\.tmp-part-a(\d+)-")
+        for path in (self.run_dir / "rows").rglob(".tmp-part-*"):
+            m = pattern.match(path.name)
+            if m and int(m.group(1)) < self.attempt:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
