@@ -62,9 +62,10 @@ class PartSet:
         key = (chunk.split, chunk.epoch)
         part = self._partitions.get(key)
         if part is None:
-            part = self._partitions[key] = _Partition(chunk.split, chunk.epoch)
-        part.chunks.append((chunk, self._noise_codes(chunk, noise_lookup)))
+            part = self._partitions[key] = _Partition(chunk.split, chunk.epoch, opened_at=time.monotonic())
+        part.chunks.append((chunk, None))  # buffered first: a failure below is counted as dropped
         part.buffered += len(chunk.keys)
+        part.chunks[-1] = (chunk, self._noise_codes(chunk, noise_lookup))
         if part.buffered >= self.row_group_rows:
             self._write_row_group(part)
 
@@ -132,7 +133,6 @@ class PartSet:
         part.tmp_path = folder / f".tmp-{name}"
         part.writer = pq.ParquetWriter(part.tmp_path, self.schema, **self._write_options)
         part.rows_in_part = 0
-        part.opened_at = time.monotonic()
 
     def _write_row_group(self, part: _Partition) -> None:
         if not part.buffered:
@@ -167,7 +167,7 @@ class PartSet:
     def complete_old_parts(self) -> None:
         now = time.monotonic()
         for key, part in list(self._partitions.items()):
-            if part.writer is not None and now - part.opened_at > self.max_part_seconds:
+            if now - part.opened_at > self.max_part_seconds:
                 self._complete(part)
                 del self._partitions[key]
         self._write_samples()

@@ -346,18 +346,23 @@ class RunWriter:
 
     # ------------------------------------------------------------------ background thread
     def _run(self) -> None:
+        last_check = time.monotonic()
         while True:
+            if time.monotonic() - last_check > 1.0:
+                last_check = time.monotonic()
+                if not self._errors:
+                    self._guard(self._parts.complete_old_parts)
+                    self._rows_written = self._parts.rows_completed
             try:
                 kind, item = self._queue.get(timeout=1.0)
             except queue.Empty:
-                self._guard(self._parts.complete_old_parts)
                 continue
             if kind == "rows":
                 n = len(item.keys)
                 if self._errors:
                     self._count_dropped(n)
-                elif not self._guard(self._parts.add, item, self._noise):
-                    self._count_dropped(n)
+                else:  # on failure, _guard counts the rows it discards (this chunk included)
+                    self._guard(self._parts.add, item, self._noise)
                 with self._lock:
                     self._queued_rows -= n
             elif kind == "samples":
