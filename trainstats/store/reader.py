@@ -136,40 +136,46 @@ def read(
     splits, epochs = _check_selection(split, epochs)
     dataset = open_dataset(run_dir)
     names = dataset.schema.names
-    if columns is not None:
+    if columns is None:
+        wanted = names
+    else:
         unknown = [c for c in columns if c not in names and c != "sample_id"]
         if unknown:
             raise ValueError(f"Unknown column(s) {unknown} in {run_dir}; available: {names + ['sample_id']}")
-        wanted = [c for c in names if c in set(columns) | ({"split", "epoch", "step", "batch"} if sort else set())
-                  or (c == "sample_key" and with_ids)]
-    else:
-        wanted = names
+        needed = set(columns) | ({"split", "epoch", "step", "batch"} if sort else set())
+        if with_ids and "sample_id" in columns:
+            needed.add("sample_key")
+        wanted = [c for c in names if c in needed]
     expr = None
     if splits is not None:
         expr = ds.field("split").isin(splits)
     if epochs is not None:
-        e = ds.field("epoch").isin(epochs)
-        expr = e if expr is None else expr & e
+        by_epoch = ds.field("epoch").isin(epochs)
+        expr = by_epoch if expr is None else expr & by_epoch
     table = dataset.to_table(columns=wanted, filter=expr)
     if sort and table.num_rows:
         table = table.sort_by([("split", "ascending"), ("epoch", "ascending"), ("step", "ascending"),
                                ("batch", "ascending")])
     value_names = {c.name for c in value_columns(read_metadata(run_dir))}
     df = pd.DataFrame({name: _to_pandas(table.column(name), name in value_names) for name in table.column_names})
-    if with_ids and "sample_key" in df:
-        samples = read_samples(run_dir).sort_by("sample_key")
-        skeys = samples.column("sample_key").to_numpy()
-        sids = samples.column("sample_id").to_pylist()
-        keys = df["sample_key"].to_numpy()
-        pos = np.searchsorted(skeys, keys) if len(skeys) else np.zeros(len(keys), np.int64)
-        pos = np.minimum(pos, max(len(skeys) - 1, 0))
-        hit = (skeys[pos] == keys) if len(skeys) else np.zeros(len(keys), bool)
-        df["sample_id"] = pd.Categorical.from_codes(np.where(hit, pos, -1), categories=pd.Index(sids, dtype=object)) \
-            if len(sids) else pd.Categorical([None] * len(keys))
+    if with_ids and "sample_key" in df and (columns is None or "sample_id" in columns):
+        df["sample_id"] = _sample_ids(run_dir, df["sample_key"].to_numpy())
     if columns is not None:
-        keep = [c for c in df.columns if c in columns]
-        df = df[keep]
+        df = df[[c for c in columns if c in df.columns]]
     return df.reset_index(drop=True)
+
+
+def _sample_ids(run_dir, keys: np.ndarray):
+    """Categorical of the sample ids of ``keys`` (NaN where a key was never registered)."""
+    import pandas as pd
+
+    samples = read_samples(run_dir).sort_by("sample_key")
+    known = samples.column("sample_key").to_numpy()
+    ids = pd.Index(samples.column("sample_id").to_pylist(), dtype=object)
+    if len(known) == 0:
+        return pd.Categorical.from_codes(np.full(len(keys), -1), categories=pd.Index([], dtype=object))
+    pos = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+    return pd.Categorical.from_codes(np.where(known[pos] == keys, pos, -1), categories=ids)
 
 
 _NULLABLE = {pa.float32(): "Float32", pa.float64(): "Float64", pa.int32(): "Int32", pa.int64(): "Int64",
@@ -177,15 +183,16 @@ _NULLABLE = {pa.float32(): "Float32", pa.float64(): "Float64", pa.int32(): "Int3
 
 
 def _to_pandas(col: pa.ChunkedArray, nullable: bool):
+    """Strings -> categorical; value columns -> pandas nullable dtypes; keys -> numpy."""
     import pandas as pd
 
-    if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        return pd.Categorical(col.to_pylist()) if not pa.types.is_dictionary(col.type) else \
-            col.to_pandas().astype("category")
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.dictionary_encode(col)
+    if pa.types.is_dictionary(col.type):
+        return col.to_pandas()
     if nullable:
-        dtype = _NULLABLE[col.type]
-        values = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else None
-        if values is not None:
-            return pd.array(values, dtype=dtype)
-        return col.to_pandas(types_mapper={col.type: pd.api.types.pandas_dtype(dtype)}.get)
+        dtype = pd.api.types.pandas_dtype(_NULLABLE[col.type])
+        if col.null_count == 0:
+            return pd.array(col.to_numpy(), dtype=dtype)
+        return col.to_pandas(types_mapper={col.type: dtype}.get)
     return col.to_numpy()
