@@ -1,0 +1,225 @@
+"""Streaming per-sample statistics of one head: the engine behind every per-sample score.
+
+A run can hold tens of millions of rows, so scores are never computed from one big table.
+:class:`SampleStats` keeps, for every sample, a few running sums and the state needed for
+order-dependent scores (forgetting events, learned epochs), and is fed one chunk of rows at a
+time **in training order** (chunks ordered by ``(epoch, step)``; rows inside a chunk in any order).
+Memory is O(number of samples), independent of the number of rows.
+
+The public score functions in :mod:`trainstats.analysis.scores` are this class fed a single
+chunk, so the streaming path and the reference definitions cannot drift apart.
+
+Inputs are float arrays with NaN meaning null (a recorded ``null`` or a stat the run did not
+record); ``correct`` is given as 1.0 / 0.0 / NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SampleStats", "sort_chunk"]
+
+_UNSEEN = -1  # state code: no appearance with a defined ``correct`` yet
+
+
+def sort_chunk(index: np.ndarray, epoch: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Permutation ordering rows by (sample index, epoch, step), stable for exact ties."""
+    return np.lexsort((step, epoch, index))
+
+
+def _add_grouped(target: np.ndarray, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
+    if unique:
+        target[idx] += values
+    else:
+        np.add.at(target, idx, values)
+
+
+@dataclass
+class _Sums:
+    n: np.ndarray
+    s: np.ndarray
+    ss: np.ndarray | None = None
+
+    @classmethod
+    def zeros(cls, n: int, squares: bool = False) -> "_Sums":
+        return cls(np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, np.float64) if squares else None)
+
+    def add(self, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
+        ok = ~np.isnan(values)
+        if not ok.any():
+            return
+        i, v = idx[ok], values[ok]
+        _add_grouped(self.n, i, np.ones(len(i), np.int64), unique)
+        _add_grouped(self.s, i, v, unique)
+        if self.ss is not None:
+            _add_grouped(self.ss, i, v * v, unique)
+
+    def mean(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n > 0, self.s / np.maximum(self.n, 1), np.nan)
+
+
+class SampleStats:
+    """Running per-sample statistics of one head over ``n_samples`` samples (dense indices 0..n-1).
+
+    Feed chunks with :meth:`update` in training order; read results with the ``*`` properties.
+    Every result is a float64 array of shape ``[n_samples]``; NaN means undefined (null).
+    """
+
+    def __init__(self, n_samples: int):
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+            raise ValueError(f"n_samples must be a non-negative int; received {n_samples!r}")
+        n = int(n_samples)
+        self.n_samples = n
+        self.loss = _Sums.zeros(n)
+        self.margin = _Sums.zeros(n)
+        self.gold_prob = _Sums.zeros(n, squares=True)
+        self.correct = _Sums.zeros(n)
+        self._last = np.full(n, _UNSEEN, np.int8)
+        self._forget = np.zeros(n, np.int64)
+        self._first_learned = np.full(n, -1, np.int64)
+        self._for_good = np.full(n, -1, np.int64)
+
+    # ------------------------------------------------------------------ feeding
+    def update(
+        self,
+        index: np.ndarray,
+        epoch: np.ndarray,
+        step: np.ndarray,
+        *,
+        loss: np.ndarray | None = None,
+        gold_prob: np.ndarray | None = None,
+        correct: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
+    ) -> None:
+        """Add one chunk of rows (any order inside the chunk; chunks must come in training order)."""
+        order = sort_chunk(index, epoch, step)
+        take = lambda a: None if a is None else np.asarray(a, np.float64)[order]  # noqa: E731
+        idx = np.asarray(index)[order]
+        self.update_sorted(idx, np.asarray(epoch)[order], loss=take(loss), gold_prob=take(gold_prob),
+                           correct=take(correct), margin=take(margin))
+
+    def update_sorted(
+        self,
+        idx: np.ndarray,
+        epoch: np.ndarray,
+        *,
+        loss: np.ndarray | None = None,
+        gold_prob: np.ndarray | None = None,
+        correct: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
+        unique: bool | None = None,
+    ) -> None:
+        """:meth:`update` for rows already ordered by (index, epoch, step) (see :func:`sort_chunk`)."""
+        if len(idx) == 0:
+            return
+        if unique is None:
+            unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
+        for sums, values in ((self.loss, loss), (self.margin, margin), (self.gold_prob, gold_prob),
+                             (self.correct, correct)):
+            if values is not None:
+                sums.add(idx, values, unique)
+        if correct is not None:
+            self._transitions(idx, epoch, correct)
+
+    def _transitions(self, idx: np.ndarray, epoch: np.ndarray, correct: np.ndarray) -> None:
+        ok = ~np.isnan(correct)
+        if not ok.all():
+            idx, epoch, correct = idx[ok], epoch[ok], correct[ok]
+        if len(idx) == 0:
+            return
+        c = (correct > 0.5).astype(np.int8)
+        first = np.empty(len(idx), bool)
+        first[0] = True
+        np.not_equal(idx[1:], idx[:-1], out=first[1:])
+        last = np.empty(len(idx), bool)
+        last[-1] = True
+        last[:-1] = first[1:]
+        prev = np.empty(len(idx), np.int8)
+        prev[1:] = c[:-1]
+        prev[first] = self._last[idx[first]]
+        # forgetting: correct at the previous appearance, incorrect now
+        forgot = idx[(prev == 1) & (c == 0)]
+        if len(forgot):
+            u, cnt = np.unique(forgot, return_counts=True)
+            self._forget[u] += cnt
+        # first learned: first correct appearance ever
+        learned = c == 1
+        li, le = idx[learned], epoch[learned]
+        if len(li):
+            head = np.empty(len(li), bool)
+            head[0] = True
+            np.not_equal(li[1:], li[:-1], out=head[1:])
+            li, le = li[head], le[head]
+            new = self._first_learned[li] < 0
+            self._first_learned[li[new]] = le[new]
+        # learned for good: start of the final unbroken run of correct appearances
+        starts = learned & (prev != 1)
+        si, se = idx[starts], epoch[starts]
+        if len(si):
+            tail = np.empty(len(si), bool)
+            tail[-1] = True
+            np.not_equal(si[1:], si[:-1], out=tail[:-1])
+            self._for_good[si[tail]] = se[tail]
+        self._for_good[idx[last & (c == 0)]] = -1
+        self._last[idx[last]] = c[last]
+
+    # ------------------------------------------------------------------ results
+    @property
+    def n_appearances(self) -> np.ndarray:
+        """Appearances with a defined ``correct`` (or loss when correct is absent) per sample."""
+        return np.maximum(self.correct.n, self.loss.n).astype(np.float64)
+
+    @property
+    def csl(self) -> np.ndarray:
+        return np.where(self.loss.n > 0, self.loss.s, np.nan)
+
+    @property
+    def mean_loss(self) -> np.ndarray:
+        return self.loss.mean()
+
+    @property
+    def aum(self) -> np.ndarray:
+        return self.margin.mean()
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.gold_prob.mean()
+
+    @property
+    def variability(self) -> np.ndarray:
+        g = self.gold_prob
+        mean = g.mean()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = g.ss / np.maximum(g.n, 1) - mean * mean
+        return np.where(g.n > 0, np.sqrt(np.clip(var, 0.0, None)), np.nan)
+
+    @property
+    def correctness(self) -> np.ndarray:
+        return self.correct.mean()
+
+    @property
+    def forgetting_events(self) -> np.ndarray:
+        seen = self._last != _UNSEEN
+        never = seen & (self._first_learned < 0)
+        out = self._forget.astype(np.float64)
+        out[never] = np.inf
+        out[~seen] = np.nan
+        return out
+
+    @property
+    def first_learned_epoch(self) -> np.ndarray:
+        out = np.where(self._first_learned >= 0, self._first_learned, np.inf).astype(np.float64)
+        out[self._last == _UNSEEN] = np.nan
+        return out
+
+    @property
+    def learned_for_good_epoch(self) -> np.ndarray:
+        out = np.where(self._for_good >= 0, self._for_good, np.inf).astype(np.float64)
+        out[self._last == _UNSEEN] = np.nan
+        return out
+
+    @property
+    def final_correct(self) -> np.ndarray:
+        return np.where(self._last == _UNSEEN, np.nan, self._last).astype(np.float64)

@@ -1,0 +1,259 @@
+"""Analyse one run directory out of core: per-sample scores, per-epoch metrics, loss samples, curves.
+
+One streaming pass per split over its epoch partitions (oldest first): each epoch is read with only
+the needed columns, its rows sorted by ``(sample, step)``, fed to one :class:`SampleStats` per head
+and summarised into per-epoch metrics. Memory: O(samples + largest epoch).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trainstats.analysis.accumulate import SampleStats
+from trainstats.analysis.columns import RunInfo, context_columns, discover_heads, run_info
+from trainstats.analysis.metrics import NOISE_GROUPS, gini, sorted_curve
+from trainstats.analysis.scores import SCORE_NAMES
+from trainstats.analysis.source import RunSource, as_bool, as_float
+
+__all__ = ["RunAnalysis", "analyze_run", "CURVE_SCORES"]
+
+log = logging.getLogger(__name__)
+
+#: per-sample scores whose sorted curve is drawn for held-out splits
+CURVE_SCORES: tuple[str, ...] = ("mean_loss", "confidence", "correctness")
+_NEEDS = {"csl": "loss", "mean_loss": "loss", "aum": "margin", "confidence": "gold_prob",
+          "variability": "gold_prob", "correctness": "correct", "forgetting_events": "correct",
+          "first_learned_epoch": "correct", "learned_for_good_epoch": "correct", "final_correct": "correct"}
+_STATS = ("loss", "gold_prob", "correct", "margin")
+
+
+@dataclass
+class RunAnalysis:
+    """Everything analysis computes for one run (pandas DataFrames, see docs/analysis.md)."""
+
+    info: RunInfo
+    heads: list[str]
+    scores: pd.DataFrame
+    metrics: pd.DataFrame
+    loss_samples: pd.DataFrame
+    curves: pd.DataFrame
+    messages: list[str] = field(default_factory=list)
+
+
+class _Messages(dict):
+    def add(self, text: str) -> None:
+        if text not in self:
+            self[text] = None
+            log.info(text)
+
+
+def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: int = 5000, seed: int = 0,
+                progress: bool = False) -> RunAnalysis:
+    """Analyse one run directory written by :class:`trainstats.store.RunWriter`.
+
+    Args:
+        run_dir: the run directory.
+        split: the split whose rows the per-sample scores use (``"train"``; ``"dev"`` on request).
+        max_loss_samples: per ``(epoch, head, noise group)``, how many training losses to keep for
+            the loss histograms (a uniform random sample, ``seed``).
+        progress: show a tqdm bar per split on stderr.
+
+    Returns:
+        :class:`RunAnalysis`; ``messages`` lists every metric or score skipped and why.
+    """
+    if split not in ("train", "dev", "eval"):
+        raise ValueError(f"split must be 'train', 'dev' or 'eval'; received {split!r}")
+    src = RunSource.open(run_dir)
+    info = run_info(src.run_dir, src.metadata)
+    vcols = src.metadata.get("value_columns") or []
+    heads = discover_heads(vcols)
+    context = {k: v for k, v in context_columns(vcols).items()}
+    msgs = _Messages()
+    label = info.run
+    if not heads:
+        msgs.add(f"{label}: no value column declares a head with a known stat; nothing to score")
+    for h in heads.values():
+        for score, stat in _NEEDS.items():
+            if h.get(stat) is None:
+                msgs.add(f"{label}: head {h.head}: no '{stat}' column recorded; {score} skipped")
+    splits = src.splits()
+    if split not in splits:
+        msgs.add(f"{label}: no {split} rows; per-sample scores skipped")
+    if not any(s != "train" for s in splits):
+        msgs.add(f"{label}: no held-out (dev/eval) rows; generalization gap and held-out curves skipped")
+    rng = np.random.default_rng(seed)
+    metric_rows: list[dict] = []
+    loss_parts: list[pd.DataFrame] = []
+    curve_parts: list[pd.DataFrame] = []
+    scores = pd.DataFrame()
+    for sp in splits:
+        result = _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts if sp == "train" else None,
+                             rng, max_loss_samples, progress)
+        keys, stats, noise, kinds, ctx = result
+        if sp == split:
+            scores = _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs)
+        if sp != "train":
+            for head, st in stats.items():
+                for score in CURVE_SCORES:
+                    values = getattr(st, score)
+                    for group, mask in (("all", None), ("clean", ~noise), ("noisy", noise)):
+                        v = values if mask is None else values[mask]
+                        if np.isnan(v).all():
+                            continue
+                        c = sorted_curve(v)
+                        c.insert(0, "noise_group", group)
+                        c.insert(0, "score", score)
+                        c.insert(0, "head", head)
+                        c.insert(0, "split", sp)
+                        curve_parts.append(c)
+    if splits and len(src.epochs(split)) == 1:
+        msgs.add(f"{label}: only one {split} epoch recorded; variability and forgetting events use the "
+                 "appearances inside that epoch only")
+    metrics = pd.DataFrame(metric_rows, columns=["split", "epoch", "head", "subset", "noise_group", "metric",
+                                                 "value", "n"])
+    loss_samples = pd.concat(loss_parts, ignore_index=True) if loss_parts else \
+        pd.DataFrame({"epoch": pd.Series([], dtype="int64"), "head": [], "noise_group": [], "loss": []})
+    curves = pd.concat(curve_parts, ignore_index=True) if curve_parts else \
+        pd.DataFrame(columns=["split", "head", "score", "noise_group", "fraction", "value"])
+    return RunAnalysis(info, list(heads), scores, metrics, loss_samples, curves, list(msgs))
+
+
+def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max_loss, progress):
+    epochs = src.epochs(sp)
+    keys = src.sample_keys(sp, epochs)
+    n = len(keys)
+    stats = {h: SampleStats(n) for h in heads}
+    noise = np.zeros(n, bool)
+    kind_code = np.full(n, -1, np.int32)
+    kinds: list[str] = []
+    ctx = {name: np.full(n, np.nan) for name in context.values()}
+    present = src.columns()
+    wanted = ["sample_key", "step", "noise", "noise_kind"] + [c for h in heads.values() for s in _STATS
+                                                             if (c := h.get(s)) in present] + \
+        [c for c in context.values() if c in present]
+    has_bug = context.get("has_bug")
+    defined: dict[tuple[str, str], bool] = {}
+    it = epochs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(epochs, desc=f"{src.run_dir.name} {sp}", unit="epoch")
+    for epoch in it:
+        t = src.read(sp, epoch, list(dict.fromkeys(wanted)))
+        if t.num_rows == 0:
+            continue
+        idx = np.searchsorted(keys, t.column("sample_key").to_numpy())
+        step = t.column("step").to_numpy()
+        order = np.lexsort((step, idx))
+        idx = idx[order]
+        unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
+        nz = as_bool(t.column("noise"))[order]
+        if unique:
+            noise[idx] |= nz
+        else:
+            np.logical_or.at(noise, idx, nz)
+        if nz.any():
+            kcol = pc.cast(t.column("noise_kind"), pa.string())
+            for k in pc.unique(kcol).to_pylist():
+                if k is not None and k not in kinds:
+                    kinds.append(k)
+            codes = np.asarray(pc.fill_null(pc.index_in(kcol, value_set=pa.array(kinds, pa.string())), -1)
+                               .to_numpy())[order]
+            kind_code[idx[codes >= 0]] = codes[codes >= 0]
+        for name in ctx:
+            if name in t.column_names:
+                v = as_float(t.column(name))[order]
+                ok = ~np.isnan(v)
+                ctx[name][idx[ok]] = v[ok]
+        bug = as_float(t.column(has_bug))[order] if has_bug in t.column_names else None
+        ep = np.full(len(idx), epoch, np.int64)
+        for hname, h in heads.items():
+            vals = {s: as_float(t.column(h.get(s)))[order] for s in _STATS if h.get(s) in t.column_names}
+            stats[hname].update_sorted(idx, ep, unique=unique, **vals)
+            for s, v in vals.items():
+                defined[(hname, s)] = defined.get((hname, s), False) or bool((~np.isnan(v)).any())
+            _epoch_metrics(metric_rows, sp, epoch, hname, vals, nz, bug, idx, unique)
+            if loss_parts is not None and "loss" in vals:
+                _keep_losses(loss_parts, epoch, hname, vals["loss"], nz, rng, max_loss)
+    for (hname, s), ok in defined.items():
+        if not ok:
+            msgs.add(f"{src.run_dir.name}: head {hname}: '{s}' is null in every {sp} row; scores and metrics "
+                     f"from it skipped")
+    kind_arr = np.array(kinds + [None], dtype=object)[np.where(kind_code >= 0, kind_code, len(kinds))]
+    return keys, stats, noise, kind_arr, ctx
+
+
+def _epoch_metrics(rows, sp, epoch, head, vals, noise, bug, idx, unique):
+    subsets = [("all", None)]
+    if bug is not None:
+        subsets += [("buggy", bug == 1), ("bug_free", bug == 0)]
+    for subset, smask in subsets:
+        for group in NOISE_GROUPS:
+            mask = smask
+            if group != "all":
+                g = noise if group == "noisy" else ~noise
+                mask = g if mask is None else (mask & g)
+            for metric, stat in (("accuracy", "correct"), ("mean_loss", "loss")):
+                if stat not in vals:
+                    continue
+                v = vals[stat] if mask is None else vals[stat][mask]
+                ok = ~np.isnan(v)
+                if ok.any():
+                    rows.append(dict(split=sp, epoch=epoch, head=head, subset=subset, noise_group=group,
+                                     metric=metric, value=float(v[ok].mean()), n=int(ok.sum())))
+            if subset == "all" and "loss" in vals:
+                loss = vals["loss"]
+                m = np.ones(len(loss), bool) if mask is None else mask
+                m = m & ~np.isnan(loss)
+                if not m.any():
+                    continue
+                if unique:
+                    per_sample = loss[m]
+                else:  # a sample seen several times in the epoch: its mean loss there
+                    i = idx[m]
+                    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+                    per_sample = np.add.reduceat(loss[m], starts) / np.diff(np.r_[starts, len(i)])
+                rows.append(dict(split=sp, epoch=epoch, head=head, subset=subset, noise_group=group,
+                                 metric="gini_loss", value=gini(per_sample), n=int(len(per_sample))))
+
+
+def _keep_losses(parts, epoch, head, loss, noise, rng, max_loss):
+    for group, mask in (("clean", ~noise), ("noisy", noise)):
+        v = loss[mask]
+        v = v[~np.isnan(v)]
+        if len(v) == 0:
+            continue
+        if len(v) > max_loss:
+            v = rng.choice(v, max_loss, replace=False)
+        parts.append(pd.DataFrame({"epoch": epoch, "head": head, "noise_group": group, "loss": v.astype(np.float32)}))
+
+
+def _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs) -> pd.DataFrame:
+    ids, missing = src.sample_ids(keys)
+    if missing:
+        msgs.add(f"{src.run_dir.name}: {missing} of {len(keys)} samples have no entry in samples/ "
+                 "(sample_id left null)")
+    cols: dict[str, object] = {
+        "sample_key": keys,
+        "sample_id": pd.arrays.ArrowExtensionArray(ids),
+        "noise": noise,
+        "noise_kind": pd.Categorical(kinds),
+    }
+    dtypes = {c["name"]: c.get("dtype") for c in vcols}
+    for name, v in ctx.items():
+        if dtypes.get(name) == "bool":
+            cols[name] = pd.array(np.where(np.isnan(v), None, v == 1), dtype="boolean")
+        else:
+            cols[name] = v
+    for head, st in stats.items():
+        cols[f"{head}_n"] = st.n_appearances.astype(np.float32)
+        for score in SCORE_NAMES:
+            if heads[head].get(_NEEDS[score]) is not None:
+                cols[f"{head}_{score}"] = getattr(st, score)
+    return pd.DataFrame(cols)

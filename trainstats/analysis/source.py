@@ -1,0 +1,107 @@
+"""Read a run directory one ``(split, epoch)`` partition at a time, as numpy arrays.
+
+Only the columns analysis needs are read, one epoch at a time, so memory stays bounded by the
+largest epoch (plus the per-sample state), whatever the run's total row count.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from trainstats.store import open_dataset, read_metadata, read_samples
+
+__all__ = ["RunSource", "as_float", "as_bool"]
+
+_EPOCH_DIR = re.compile(r"^epoch=(-?\d+)$")
+
+
+def as_float(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric/bool Arrow column as float64 numpy, null -> NaN (bool -> 1.0 / 0.0)."""
+    if col.type != pa.float64():
+        col = pc.cast(col, pa.float64())
+    if col.null_count:
+        col = pc.fill_null(col, np.nan)
+    return np.asarray(col.to_numpy() if isinstance(col, pa.ChunkedArray) else col.to_numpy(zero_copy_only=False),
+                      np.float64)
+
+
+def as_bool(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A bool Arrow column as numpy bool, null -> False."""
+    if col.null_count:
+        col = pc.fill_null(col, False)
+    return np.asarray(col.to_numpy() if isinstance(col, pa.ChunkedArray) else col.to_numpy(zero_copy_only=False),
+                      bool)
+
+
+@dataclass
+class RunSource:
+    """One run directory opened for analysis (metadata read once, dataset opened lazily)."""
+
+    run_dir: Path
+    metadata: dict
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> "RunSource":
+        path = Path(run_dir)
+        if not (path / "run.json").is_file():
+            raise ValueError(f"{path} is not a run directory: no run.json (expected a directory written by "
+                             "trainstats.store.RunWriter)")
+        return cls(path, read_metadata(path))
+
+    def epochs(self, split: str) -> list[int]:
+        """Epochs of ``split`` with at least one completed part file, ascending."""
+        base = self.run_dir / "rows" / f"split={split}"
+        if not base.is_dir():
+            return []
+        out = []
+        for d in base.iterdir():
+            m = _EPOCH_DIR.match(d.name)
+            if m and d.is_dir() and any(d.glob("part-*.parquet")):
+                out.append(int(m.group(1)))
+        return sorted(out)
+
+    def splits(self) -> list[str]:
+        base = self.run_dir / "rows"
+        if not base.is_dir():
+            return []
+        return sorted(d.name[len("split="):] for d in base.iterdir() if d.name.startswith("split=")
+                      and self.epochs(d.name[len("split="):]))
+
+    @property
+    def dataset(self) -> ds.Dataset:
+        if not hasattr(self, "_dataset"):
+            self._dataset = open_dataset(self.run_dir)
+        return self._dataset
+
+    def columns(self) -> set[str]:
+        return set(self.dataset.schema.names)
+
+    def read(self, split: str, epoch: int, columns: list[str]) -> pa.Table:
+        """Rows of one ``(split, epoch)`` with the given columns (newest attempt wins)."""
+        expr = (ds.field("split") == split) & (ds.field("epoch") == epoch)
+        return self.dataset.to_table(columns=columns, filter=expr)
+
+    def sample_keys(self, split: str, epochs: list[int]) -> np.ndarray:
+        """Sorted distinct ``sample_key`` of a split (one column read per epoch)."""
+        parts = [np.asarray(pc.unique(self.read(split, e, ["sample_key"]).column("sample_key")).to_numpy())
+                 for e in epochs]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def sample_ids(self, keys: np.ndarray) -> tuple[pa.Array, int]:
+        """``(sample_id array aligned with keys (null when unregistered), number unregistered)``."""
+        table = read_samples(self.run_dir).sort_by("sample_key")
+        skeys = table.column("sample_key").to_numpy()
+        if len(skeys) == 0:
+            return pa.nulls(len(keys), pa.string()), len(keys)
+        pos = np.minimum(np.searchsorted(skeys, keys), len(skeys) - 1)
+        hit = skeys[pos] == keys
+        ids = pc.take(table.column("sample_id"), pa.array(pos)).combine_chunks()
+        if not hit.all():
+            ids = pc.if_else(pa.array(hit), ids, pa.scalar(None, pa.string()))
+        return ids, int((~hit).sum())

@@ -1,0 +1,106 @@
+"""Several runs side by side (noise levels, seeds): the tables ``trainstats analyze`` writes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from trainstats.analysis.detection import DIRECTIONS, evaluate_detectors
+from trainstats.analysis.metrics import generalization_gap
+from trainstats.analysis.runs import RunAnalysis, analyze_run
+
+__all__ = ["Analysis", "analyze_runs", "head_scores"]
+
+_RUN_COLS = ["run", "noise_level", "noise_kind", "seed"]
+
+
+@dataclass
+class Analysis:
+    """The tables of a study (every frame has a ``run`` column; see docs/analysis.md)."""
+
+    runs: pd.DataFrame
+    scores: pd.DataFrame
+    metrics: pd.DataFrame
+    detection: pd.DataFrame
+    loss_samples: pd.DataFrame
+    curves: pd.DataFrame
+    messages: list[str] = field(default_factory=list)
+    heads: dict[str, list[str]] = field(default_factory=dict)
+
+
+def head_scores(scores: pd.DataFrame, head: str) -> pd.DataFrame:
+    """One head's scores from the wide per-sample table, with plain score names (``csl``, ``aum`` …)."""
+    prefix = f"{head}_"
+    cols = {c: c[len(prefix):] for c in scores.columns
+            if c.startswith(prefix) and c[len(prefix):] in DIRECTIONS}
+    keep = [c for c in ("run", "sample_key", "noise", "noise_kind") if c in scores.columns]
+    return scores[keep + list(cols)].rename(columns=cols)
+
+
+def _unique_names(dirs: Sequence[Path]) -> list[str]:
+    names = [d.name for d in dirs]
+    out = []
+    for d, name in zip(dirs, names):
+        out.append(f"{d.parent.name}/{name}" if names.count(name) > 1 else name)
+    if len(set(out)) < len(out):
+        out = [f"{i}:{n}" for i, n in enumerate(out)]
+    return out
+
+
+def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall_target: float = 0.99,
+                 seed: int = 0, max_loss_samples: int = 5000, progress: bool = False) -> Analysis:
+    """Analyse runs and evaluate every score against the noise flags, runs side by side.
+
+    Args:
+        run_dirs: run directories (``trainstats.store`` format).
+        split: the split per-sample scores are computed on (``"train"`` by default, ``"dev"`` on request).
+        recall_target, seed: the calibrated cut-off (:func:`~trainstats.analysis.calibrated_cutoff`).
+        max_loss_samples, progress: see :func:`~trainstats.analysis.analyze_run`.
+
+    Returns:
+        :class:`Analysis`. ``runs`` has one row per run with ``noise_level`` (fraction), ``noise_kind``
+        and ``seed`` read from ``run.json`` ``config`` (keys ``noise_level``, ``noise_kind``, ``seed``),
+        else parsed from the directory name (``noise50``, ``seed3``), else null.
+    """
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise ValueError("run_dirs is empty; expected at least one run directory")
+    names = _unique_names(dirs)
+    results: list[RunAnalysis] = []
+    for d in dirs:
+        results.append(analyze_run(d, split=split, max_loss_samples=max_loss_samples, seed=seed, progress=progress))
+    runs = pd.DataFrame([dict(run=n, noise_level=r.info.noise_level, noise_kind=r.info.noise_kind,
+                              seed=r.info.seed, run_dir=str(d), heads=",".join(r.heads))
+                         for n, r, d in zip(names, results, dirs)])
+    messages, frames = [], {k: [] for k in ("scores", "metrics", "loss_samples", "curves", "detection")}
+    for name, r in zip(names, results):
+        messages += [m if m.startswith(name) else f"{name}: {m.split(': ', 1)[-1]}" for m in r.messages]
+        for key in ("scores", "metrics", "loss_samples", "curves"):
+            df = getattr(r, key)
+            if len(df):
+                df = df.copy() if key != "scores" else df
+                df.insert(0, "run", name)
+                frames[key].append(df)
+        for head in r.heads:
+            if not len(r.scores):
+                continue
+            det, msgs = evaluate_detectors(head_scores(r.scores, head), recall_target=recall_target, seed=seed,
+                                           group_by=())
+            messages += [f"{name}: head {head}: {m}" for m in msgs]
+            if len(det):
+                det.insert(0, "head", head)
+                det.insert(0, "run", name)
+                frames["detection"].append(det)
+    out = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()}
+    if len(out["metrics"]):
+        gap = generalization_gap(out["metrics"])
+        out["metrics"] = pd.concat([out["metrics"], gap], ignore_index=True)
+        out["metrics"] = out["metrics"].merge(runs[_RUN_COLS], on="run", how="left")
+    if len(out["detection"]):
+        out["detection"] = out["detection"].merge(runs[_RUN_COLS].rename(columns={"noise_kind": "run_noise_kind"}),
+                                                  on="run", how="left")
+    return Analysis(runs=runs, messages=messages, heads={n: r.heads for n, r in zip(names, results)}, **out)
