@@ -1,0 +1,215 @@
+"""In-graph capture: record what the compiled loss sees, turn it into per-sample row tensors.
+
+While the model's own ``train_step`` / ``test_step`` is being traced, every per-output loss of the
+model's ``CompileLoss`` is wrapped so that the exact ``(y_true, y_pred, sample_weight)`` Keras
+matched for that output is recorded (same tensors as the training forward pass, before the weight
+update). After the step, per-sample statistics are computed from those tensors in the same graph.
+
+Per-sample loss (stat ``loss``, nats for cross-entropies): ``loss_fn.call(y_true, y_pred)`` of the
+output's compiled loss, i.e. the loss with ``reduction="none"``, averaged over any non-batch axes
+(masked positions excluded when the output carries a Keras mask of the loss's shape), *without*
+the sample weight and without ``loss_weights``. The sample weight Keras used is recorded beside it
+(column ``sample_weight``, or ``<output>_sample_weight`` for per-output weights; 1 where absent),
+so for the default ``sum_over_batch_size`` reduction Keras's batch loss for an output is
+``sum_i sample_weight_i * loss_i / batch_size``.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Mapping, Sequence
+
+import tensorflow as tf
+from keras.src import ops, tree
+from keras.src.backend import get_keras_mask
+from keras.src.trainers.compile_utils import CompileLoss
+
+from trainstats.keras.heads import HEAD_STATS, resolve_head
+from trainstats.store import ValueColumn
+
+__all__ = ["Capture", "KEY", "STEP", "SUBSTEP", "VALID_PREFIX"]
+
+KEY = "__key"
+STEP = "__step"
+SUBSTEP = "__substep"
+VALID_PREFIX = "__valid/"
+
+_UNITS = {"loss": "nats (model's loss)", "gold_prob": "[0, 1]", "pred": "class / position",
+          "pred_prob": "[0, 1]", "correct": "", "margin": "logits or probabilities (see docs/keras.md)",
+          "sample_weight": "weight"}
+
+
+class _RecordingLoss:
+    """Stands in for one compiled loss while a step is traced; records its inputs."""
+
+    def __init__(self, fn: Any, name: str, records: list):
+        self.fn, self.name, self.records = fn, name, records
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        self.records.append((self.name, self.fn, y_true, y_pred, sample_weight))
+        return self.fn(y_true, y_pred, sample_weight)
+
+    def __getattr__(self, item):  # anything else Keras may look up on the loss
+        return getattr(self.fn, item)
+
+
+@contextlib.contextmanager
+def recording_losses(model: Any):
+    """Wrap the model's compiled per-output losses for the duration of one step trace."""
+    cl = getattr(model, "_compile_loss", None)
+    if not isinstance(cl, CompileLoss):
+        raise ValueError("trainstats.keras needs a model compiled with a loss (model.compile(loss=...)); "
+                         f"model {model.name!r} has none.")
+    records: list = []
+    saved: dict[str, Any] = {}
+
+    def wrap() -> None:
+        saved["flat"] = cl._flat_losses
+        cl._flat_losses = [CompileLoss.Loss(p, _RecordingLoss(fn, name, records), w, name)
+                           for p, fn, w, name in cl._flat_losses]
+
+    if cl.built:
+        wrap()
+    else:
+        original_build = cl.build
+
+        def build(*args, **kwargs):
+            out = original_build(*args, **kwargs)
+            wrap()
+            return out
+
+        cl.build = build
+    try:
+        yield records
+    finally:
+        if "build" in cl.__dict__:
+            del cl.build
+        if "flat" in saved:
+            cl._flat_losses = saved["flat"]
+
+
+def per_sample_loss(loss_fn: Any, y_true: Any, y_pred: Any) -> tf.Tensor:
+    """The compiled loss with reduction 'none', averaged over non-batch axes -> float32 [batch]."""
+    dtype = getattr(loss_fn, "dtype", None) or "float32"
+    mask = get_keras_mask(y_pred)
+    yp = tree.map_structure(lambda v: ops.convert_to_tensor(v, dtype=dtype), y_pred)
+    yt = tree.map_structure(lambda v: ops.convert_to_tensor(v, dtype=dtype), y_true)
+    losses = tf.cast(loss_fn.call(yt, yp), tf.float32)
+    rank = losses.shape.rank
+    if rank is None or rank == 0:
+        raise ValueError(f"loss {getattr(loss_fn, 'name', loss_fn)!r} returned no per-sample values "
+                         f"(shape {losses.shape}); trainstats needs a loss whose call() keeps the batch axis")
+    if rank > 1:
+        axes = list(range(1, rank))
+        if mask is not None and mask.shape.rank == rank:
+            m = tf.cast(mask, tf.float32)
+            losses = tf.math.divide_no_nan(tf.reduce_sum(losses * m, axes), tf.reduce_sum(m, axes))
+        else:
+            losses = tf.reduce_mean(losses, axes)
+    return losses
+
+
+def _per_sample_weight(sw: Any, n: tf.Tensor) -> tf.Tensor:
+    if sw is None:
+        return tf.ones([n], tf.float32)
+    sw = tf.cast(tf.convert_to_tensor(sw), tf.float32)
+    if sw.shape.rank and sw.shape.rank > 1:
+        sw = tf.reduce_mean(sw, axis=list(range(1, sw.shape.rank)))
+    return tf.reshape(sw, [n])
+
+
+class Capture:
+    """Turns recorded loss inputs into a flat dict of per-sample row tensors, and knows its columns.
+
+    ``columns`` (the store's ``ValueColumn`` list) is fixed by the first traced training step.
+    """
+
+    def __init__(self, *, heads: Mapping[str, Any] | None, extra_stats: Callable | None,
+                 extra_columns: Sequence[ValueColumn]):
+        self.heads = dict(heads or {})
+        self.extra_stats = extra_stats
+        self.extra_columns = list(extra_columns)
+        self.columns: list[ValueColumn] | None = None
+        self.head_names: dict[str, str] = {}
+        self.descriptions: dict[str, str] = {}
+
+    def _head_name(self, output: str, n_outputs: int) -> tuple[str, str]:
+        if n_outputs == 1:
+            return "output", ""
+        head = output.replace("/", "_")
+        return head, head + "_"
+
+    def rows(self, records: list, x: Any, sample_weight: Any, keys: tf.Tensor, step: tf.Tensor,
+             *, training: bool) -> dict[str, tf.Tensor]:
+        if not records:
+            raise RuntimeError(
+                "trainstats.keras saw no call of the model's compiled loss during the step. The model's "
+                "train_step/test_step must compute its loss through model.compute_loss(...) (Keras's "
+                "default does); a custom step that computes the loss by hand cannot be captured.")
+        seen: dict[str, tuple] = {}
+        for rec in records:  # first call per output wins (the step's own loss)
+            seen.setdefault(rec[0], rec)
+        outputs = list(seen)
+        unknown = sorted(set(self.heads) - set(outputs))
+        if unknown:
+            raise ValueError(f"heads= names outputs {unknown} that the model does not have; its outputs are "
+                             f"{outputs}")
+        keys = tf.reshape(tf.cast(keys, tf.int64), [-1])
+        n = tf.shape(keys)[0]
+        out: dict[str, tf.Tensor] = {KEY: keys, STEP: tf.fill([n], tf.cast(step, tf.int64))}
+        cols: list[ValueColumn] = []
+        stats_by_head: dict[str, dict[str, tf.Tensor]] = {}
+        y_true_by, y_pred_by = {}, {}
+        nested_sw = any(r[4] is not None for r in seen.values()) and tree.is_nested(sample_weight)
+        for output in outputs:
+            _, loss_fn, y_t, y_p, sw = seen[output]
+            head, prefix = self._head_name(output, len(outputs))
+            fn, desc = resolve_head(self.heads.get(output), loss_fn, output)
+            self.head_names[output], self.descriptions[output] = head, desc
+            stats = dict(fn(y_t, y_p)) if fn is not None else {}
+            bad = sorted(set(stats) - set(HEAD_STATS) - {"valid"})
+            if bad:
+                raise ValueError(f"head stats for output {output!r} returned unknown keys {bad}; expected keys "
+                                 f"among {sorted(HEAD_STATS)} and 'valid'")
+            if "loss" not in stats:
+                stats["loss"] = per_sample_loss(loss_fn, y_t, y_p)
+            valid = stats.pop("valid", None)
+            out[VALID_PREFIX + head] = (tf.ones([n], tf.bool) if valid is None
+                                        else tf.reshape(tf.cast(valid, tf.bool), [n]))
+            for stat in HEAD_STATS:
+                if stat not in stats:
+                    continue
+                dtype = HEAD_STATS[stat]
+                out[prefix + stat] = tf.reshape(tf.cast(stats[stat], dtype), [n])
+                cols.append(ValueColumn(prefix + stat, dtype, head=head, stat=stat, unit=_UNITS[stat],
+                                        description=f"{stat} of output {output!r} ({desc})"))
+            if sample_weight is not None:
+                name = (prefix if nested_sw else "") + "sample_weight"
+                if name not in out:
+                    out[name] = _per_sample_weight(sw, n)
+                    cols.append(ValueColumn(name, "float32", head=head if nested_sw else None,
+                                            stat="sample_weight", unit="weight",
+                                            description="sample weight Keras applied to this sample's loss"))
+            stats_by_head[head] = dict(stats, valid=out[VALID_PREFIX + head])
+            y_true_by[output], y_pred_by[output] = y_t, y_p
+        if self.extra_stats is not None:
+            extra = self.extra_stats(x, y_true_by, y_pred_by, stats_by_head)
+            declared = {c.name: c for c in self.extra_columns}
+            missing = sorted(set(declared) - set(extra))
+            undeclared = sorted(set(extra) - set(declared))
+            if missing or undeclared:
+                raise ValueError(f"extra_stats must return exactly the extra_columns; missing {missing}, "
+                                 f"undeclared {undeclared}")
+            for name, value in extra.items():
+                col = declared[name]
+                if isinstance(value, tuple):
+                    value, valid = value
+                    out[VALID_PREFIX + "col:" + name] = tf.reshape(tf.cast(valid, tf.bool), [n])
+                out[name] = tf.reshape(tf.cast(value, col.dtype), [n])
+                cols.append(col)
+        if training:
+            if self.columns is None:
+                self.columns = cols
+        elif self.columns is not None:
+            names = {c.name for c in self.columns}
+            out = {k: v for k, v in out.items() if k.startswith("__") or k in names}
+        return out
