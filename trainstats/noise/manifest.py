@@ -1,0 +1,86 @@
+"""The noise manifest (Parquet, one row per noised example) and the summary JSON."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["MANIFEST_NAME", "SUMMARY_NAME", "MANIFEST_SCHEMA", "ManifestWriter", "load_manifest",
+           "read_summary"]
+
+MANIFEST_NAME = "noise_manifest.parquet"
+SUMMARY_NAME = "noise_summary.json"
+
+MANIFEST_SCHEMA = pa.schema([
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("noise_kind", pa.string(), nullable=False),
+    pa.field("level", pa.float64(), nullable=False),
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("orig_has_bug", pa.bool_(), nullable=False),
+    pa.field("new_has_bug", pa.bool_(), nullable=False),
+    pa.field("orig_error_location", pa.int64(), nullable=False),
+    pa.field("new_error_location", pa.int64(), nullable=False),
+    pa.field("orig_repair_targets", pa.list_(pa.int64()), nullable=False),
+    pa.field("new_repair_targets", pa.list_(pa.int64()), nullable=False),
+    pa.field("changed_tokens", pa.int32(), nullable=False),
+])
+
+
+class ManifestWriter:
+    """Append per-shard manifest columns to a Parquet file (one row group per call)."""
+
+    def __init__(self, path: str | os.PathLike, *, metadata: dict[str, str] | None = None):
+        schema = MANIFEST_SCHEMA.with_metadata({k: v for k, v in (metadata or {}).items()})
+        self._writer = pq.ParquetWriter(str(path), schema)
+        self._schema = schema
+        self.rows = 0
+
+    def write(self, columns: dict[str, list]) -> None:
+        table = pa.Table.from_pydict(columns, schema=self._schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _manifest_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p / MANIFEST_NAME if p.is_dir() else p
+
+
+def load_manifest(path: str | os.PathLike):
+    """Read a noise manifest as a pandas DataFrame (one row per noised example).
+
+    Args:
+        path: the manifest Parquet file, or the noised output directory holding it.
+
+    Returns:
+        DataFrame with the columns of :data:`MANIFEST_SCHEMA` (``sample_id``, ``split``,
+        ``noise_kind``, ``level``, ``seed``, ``orig_/new_has_bug``, ``orig_/new_error_location``,
+        ``orig_/new_repair_targets``, ``changed_tokens``).
+
+    Raises:
+        FileNotFoundError: no manifest there. ValueError: the file lacks ``sample_id``/``noise_kind``.
+    """
+    p = _manifest_path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no noise manifest at {str(p)!r} (expected {MANIFEST_NAME} in a noised directory)")
+    table = pq.read_table(p)
+    missing = {"sample_id", "noise_kind"} - set(table.column_names)
+    if missing:
+        raise ValueError(f"{str(p)!r} is not a noise manifest: missing column(s) {sorted(missing)}; "
+                         f"columns are {table.column_names}")
+    return table.to_pandas()
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """Read ``noise_summary.json`` (``path``: the file or the noised output directory)."""
+    p = Path(path)
+    p = p / SUMMARY_NAME if p.is_dir() else p
+    with open(p, encoding="utf-8") as fh:
+        return json.load(fh)

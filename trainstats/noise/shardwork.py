@@ -1,0 +1,151 @@
+"""Per-shard work run in worker processes: the scan pass and the write pass.
+
+Both stream a shard line by line (memory flat in shard size) and are pure functions of their task,
+so they give the same result in any process, in any order.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainstats.noise.kinds import NoiseKind
+from trainstats.noise.rng import example_random
+from trainstats.varmisuse import InvalidExample, decode_line, validate_example
+from trainstats.varmisuse.lines import encode_example, parse_line
+
+__all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard",
+           "MANIFEST_FIELDS"]
+
+_BUF = 1 << 20
+#: class codes in :attr:`ScanResult.classes`
+BUG_FREE, BUGGY, INVALID = 0, 1, -1
+MANIFEST_FIELDS = ("sample_id", "split", "noise_kind", "level", "seed", "orig_has_bug", "new_has_bug",
+                   "orig_error_location", "new_error_location", "orig_repair_targets",
+                   "new_repair_targets", "changed_tokens")
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    path: str
+    kinds: tuple[NoiseKind, ...]
+    skip_invalid: bool
+
+
+@dataclass
+class ScanResult:
+    n_lines: int
+    n_bytes: int
+    sha256: str
+    classes: np.ndarray          # int8 [n_lines]: 1 buggy, 0 bug-free, -1 invalid (skipped)
+    eligible: np.ndarray         # bool [n_kinds, n_lines]
+    invalid: list[tuple[int, str]] = field(default_factory=list)   # (line, message)
+
+
+def scan_shard(task: ScanTask) -> ScanResult:
+    """Validate every line, record its class and its eligibility for each kind.
+
+    Raises:
+        InvalidExample: the first bad line (``path:line[:col]: ...``) unless ``task.skip_invalid``.
+    """
+    classes: list[int] = []
+    elig: list[list[bool]] = [[] for _ in task.kinds]
+    invalid: list[tuple[int, str]] = []
+    digest = hashlib.sha256()
+    n_bytes = 0
+    with open(task.path, "rb", buffering=_BUF) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            digest.update(raw)
+            n_bytes += len(raw)
+            try:
+                example = parse_line(raw, where=f"{task.path}:{lineno}").example
+            except InvalidExample as exc:
+                if not task.skip_invalid:
+                    raise
+                invalid.append((lineno, str(exc)))
+                classes.append(INVALID)
+                for lst in elig:
+                    lst.append(False)
+                continue
+            classes.append(BUGGY if example["has_bug"] else BUG_FREE)
+            for lst, kind in zip(elig, task.kinds):
+                lst.append(kind.is_eligible(example))
+    n = len(classes)
+    return ScanResult(
+        n_lines=n, n_bytes=n_bytes, sha256=digest.hexdigest(),
+        classes=np.asarray(classes, dtype=np.int8),
+        eligible=np.asarray(elig, dtype=bool).reshape(len(task.kinds), n),
+        invalid=invalid,
+    )
+
+
+@dataclass(frozen=True)
+class WriteTask:
+    src: str
+    dst: str                      # temporary output path (renamed by the caller on success)
+    shard_name: str
+    split: str
+    lines: np.ndarray             # int64, 1-based line numbers to noise, ascending
+    kind_index: np.ndarray        # int64, index into kinds per selected line
+    kinds: tuple[NoiseKind, ...]
+    levels: tuple[float, ...]
+    seed: int
+
+
+@dataclass
+class WriteResult:
+    n_lines: int
+    n_bytes: int
+    sha256: str
+    manifest: dict[str, list]
+
+
+def _noise_one(raw: bytes, where: str, kind: NoiseKind, seed: int, sample_id: str) -> tuple[bytes, dict, dict]:
+    parsed = parse_line(raw, where=where)
+    example, edges_raw = parsed.example, parsed.edges_raw
+    if kind.needs_edges and edges_raw is not None:
+        example, edges_raw = decode_line(raw, where=where), None
+    new = kind.apply(example, example_random(seed, kind.name, sample_id))
+    if new is None:
+        raise RuntimeError(f"{where}: noise kind {kind.name!r} refused an example it declared eligible")
+    try:
+        validate_example(new)
+    except InvalidExample as exc:
+        raise RuntimeError(f"{where}: noise kind {kind.name!r} produced an invalid example: {exc}") from None
+    body = raw.rstrip(b"\r\n")
+    encoded = encode_example(new, edges_raw=edges_raw, ensure_ascii=body.isascii())
+    return encoded + raw[len(body):], example, new
+
+
+def write_shard(task: WriteTask) -> WriteResult:
+    """Copy ``task.src`` to ``task.dst``, replacing the selected lines by their noised version.
+
+    Unselected lines are copied byte for byte. Returns the manifest columns for the noised lines.
+    """
+    manifest: dict[str, list] = {name: [] for name in MANIFEST_FIELDS}
+    wanted = dict(zip(task.lines.tolist(), task.kind_index.tolist()))
+    digest = hashlib.sha256()
+    n_bytes = n_lines = 0
+    with open(task.src, "rb", buffering=_BUF) as src, open(task.dst, "wb", buffering=_BUF) as dst:
+        for lineno, raw in enumerate(src, start=1):
+            n_lines = lineno
+            k = wanted.get(lineno)
+            if k is not None:
+                kind = task.kinds[k]
+                sample_id = f"{task.shard_name}:{lineno}"
+                raw, old, new = _noise_one(raw, f"{task.src}:{lineno}", kind, task.seed, sample_id)
+                old_tokens, new_tokens = old["source_tokens"], new["source_tokens"]
+                changed = sum(a != b for a, b in zip(old_tokens, new_tokens)) + abs(len(old_tokens) - len(new_tokens))
+                for name, value in zip(MANIFEST_FIELDS, (
+                        sample_id, task.split, kind.name, task.levels[k], task.seed, old["has_bug"],
+                        new["has_bug"], old["error_location"], new["error_location"],
+                        list(old["repair_targets"]), list(new["repair_targets"]), changed)):
+                    manifest[name].append(value)
+            dst.write(raw)
+            digest.update(raw)
+            n_bytes += len(raw)
+    if len(manifest["sample_id"]) != len(wanted):
+        raise RuntimeError(f"{task.src}: {len(wanted)} lines were selected but only "
+                           f"{len(manifest['sample_id'])} were found (did the file change?)")
+    return WriteResult(n_lines=n_lines, n_bytes=n_bytes, sha256=digest.hexdigest(), manifest=manifest)
