@@ -1,0 +1,127 @@
+"""Bad input and bad arguments: precise errors, no half-written output, --skip-invalid, --force."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from trainstats.cli import main
+from trainstats.noise import SUMMARY_NAME, count_for_level, induce_noise, load_manifest, read_summary
+from trainstats.varmisuse import InvalidExample, list_shards, shard_name
+
+
+@pytest.fixture()
+def small_in(great_dev_dir, tmp_path):
+    """Two shards of 60 real lines each (copied to a temp dir); returns (dir, [lines of shard 0])."""
+    src = list_shards(great_dev_dir)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lines = []
+    for i, s in enumerate(src):
+        part = s.read_bytes().splitlines(keepends=True)[:60]
+        (folder / shard_name("train", i, 2)).write_bytes(b"".join(part))
+        lines.append(part)
+    return folder, lines
+
+
+def _corrupt(folder: Path, lines: list[bytes], lineno: int, new: bytes) -> Path:
+    path = folder / shard_name("train", 1, 2)
+    lines = list(lines)
+    lines[lineno - 1] = new
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def _bad_variants(raw: bytes) -> list[tuple[bytes, str]]:
+    ex = json.loads(raw)
+    missing = {k: v for k, v in ex.items() if k != "repair_candidates"}
+    out_of_range = dict(ex, error_location=len(ex["source_tokens"]) + 3)
+    bad_target = dict(ex, repair_targets=[len(ex["source_tokens"])])
+    return [
+        (raw[:-200] + b"\n", r":\d+: invalid JSON: "),
+        (json.dumps(missing).encode() + b"\n", r": missing required field\(s\) 'repair_candidates'"),
+        (json.dumps(out_of_range).encode() + b"\n", r": field 'error_location': \d+ is outside the tokens"),
+        (json.dumps(bad_target).encode() + b"\n", r": field 'repair_targets'\[0\]: \d+ is outside the tokens"),
+    ]
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_bad_line_stops_with_file_and_line_and_writes_nothing(small_in, tmp_path, which):
+    folder, lines = small_in
+    bad, message = _bad_variants(lines[1][16])[which]
+    path = _corrupt(folder, lines[1], 17, bad)
+    out = tmp_path / "out"
+    # level 0: the bad line is not selected, and is still caught (every line is validated)
+    with pytest.raises(InvalidExample, match=re.escape(f"{path}:17") + message):
+        induce_noise(folder, out, kind="label", level=0.0, seed=1, workers=2 if which == 0 else 1)
+    assert list(out.iterdir()) == [], "no shard, temporary, manifest or summary may be left"
+
+
+def test_skip_invalid_copies_and_lists_bad_lines(small_in, tmp_path):
+    folder, lines = small_in
+    bad, _ = _bad_variants(lines[1][4])[0]
+    path = _corrupt(folder, lines[1], 5, bad)
+    out = tmp_path / "out"
+    summary = induce_noise(folder, out, kind="label", level=1.0, seed=1, workers=1, skip_invalid=True)
+    bad_id = f"{path.name}:5"
+    assert [x["sample_id"] for x in summary["invalid"]] == [bad_id]
+    assert "invalid JSON" in summary["invalid"][0]["error"]
+    assert (out / path.name).read_bytes().splitlines(keepends=True)[4] == bad  # copied unchanged
+    manifest = load_manifest(out)
+    assert bad_id not in set(manifest["sample_id"])
+    assert len(manifest) == 119 and summary["n_examples"] == 120  # every valid line noised, none dropped
+    assert summary["splits"]["train"]["n_invalid"] == 1
+    assert sum(1 for _ in (out / path.name).open("rb")) == 60
+
+
+def test_non_empty_out_dir_needs_force(small_in, tmp_path):
+    folder, _ = small_in
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    stale = out / shard_name("train", 7, 9)
+    stale.write_text("old shard")
+    with pytest.raises(FileExistsError, match="is not empty; pass force=True"):
+        induce_noise(folder, out, kind="rename", level=0.5, seed=2, workers=1)
+    assert stale.exists()
+    induce_noise(folder, out, kind="rename", level=0.5, seed=2, workers=1, force=True)
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert not stale.exists(), "shards of an earlier run are removed with --force"
+    assert sorted(p.name for p in list_shards(out)) == sorted(p.name for p in list_shards(folder))
+    with pytest.raises(ValueError, match="must not be the input directory"):
+        induce_noise(folder, folder / "sub", kind="rename", level=0.5, seed=2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="nope", level=0.1, seed=0), r"unknown noise kind 'nope'"),
+    (dict(kind="label", level=1.5, seed=0), r"level must be a fraction in \[0, 1\].*received 1.5"),
+    (dict(kind="label", level=0.1, seed=-1), r"seed must be an int in \[0, 2\*\*63\), received -1"),
+    (dict(kind=["label", "rename"], level=[0.6, 0.6], seed=0), r"must sum to at most 1"),
+    (dict(kind=["label", "rename"], level=[0.6], seed=0), r"expected one level per kind"),
+])
+def test_bad_arguments(small_in, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        induce_noise(small_in[0], tmp_path / "out", **kwargs)
+
+
+def test_cli_reports_errors_and_success(small_in, tmp_path, capsys):
+    folder, lines = small_in
+    out = tmp_path / "out"
+    assert main(["noise", str(folder), str(out), "--kind", "label,rename", "--level", "10,20",
+                 "--seed", "4", "--quiet", "--workers", "1"]) == 0
+    n_buggy = sum(b'"has_bug": true' in raw[:20] for part in lines for raw in part)
+    expected = sum(count_for_level(lv, n) for lv in (0.1, 0.2) for n in (n_buggy, 120 - n_buggy))
+    assert f"noised {expected} of 120 examples" in capsys.readouterr().out
+    assert read_summary(out)["kinds"] == [{"kind": "label", "level": 0.1}, {"kind": "rename", "level": 0.2}]
+    assert main(["noise", str(folder), str(out), "--kind", "label", "--level", "10", "--seed", "4"]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["noise", str(folder), str(out), "--kind", "label", "--level", "250", "--seed", "4",
+                 "--force"]) == 1
+    assert "percent in [0, 100], received 250" in capsys.readouterr().err
+    path = _corrupt(folder, lines[1], 3, b"{not json\n")
+    assert main(["noise", str(folder), str(tmp_path / "o2"), "--kind", "label", "--level", "10",
+                 "--seed", "4", "--quiet", "--workers", "1"]) == 1
+    assert f"{path}:3:2: invalid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / SUMMARY_NAME).exists()

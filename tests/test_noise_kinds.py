@@ -1,0 +1,149 @@
+"""Each kind's invariants, checked on every real dev example, and the registry contract."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from trainstats.noise import available_kinds, example_random, get_kind, register_kind
+from trainstats.noise.kinds import _REGISTRY, BUGGY_TOKEN, NONBUGGY_TOKEN, TARGET_TOKEN
+from trainstats.varmisuse import iter_examples, validate_example
+
+
+@pytest.fixture(scope="module")
+def examples(great_dev_dir):
+    return list(iter_examples(great_dev_dir))
+
+
+def _run(kind_name, examples):
+    """Apply a kind to every example; check purity, eligibility agreement and output validity."""
+    kind = get_kind(kind_name)
+    results = []
+    for sid, ex in examples:
+        before = json.dumps(ex)
+        new = kind.apply(ex, example_random(5, kind_name, sid))
+        assert json.dumps(ex) == before, "a kind must not mutate its input"
+        assert (new is not None) == kind.is_eligible(ex)
+        if new is not None:
+            validate_example(new)
+            assert new["edges"] == ex["edges"]
+            assert set(new) == set(ex)
+            again = kind.apply(ex, example_random(5, kind_name, sid))
+            assert again == new, "same seed and id must give the same result"
+        results.append((ex, new))
+    return results
+
+
+def _ints(cands):
+    return [c for c in cands if isinstance(c, int)]
+
+
+def test_label_flips_labels_consistently(examples):
+    results = _run("label", examples)
+    n_new_buggy = 0
+    for ex, new in results:
+        if new is None:
+            assert not ex["has_bug"]
+            assert len({ex["source_tokens"][c] for c in _ints(ex["repair_candidates"])}) < 2
+            continue
+        assert new["source_tokens"] == ex["source_tokens"]
+        assert new["has_bug"] != ex["has_bug"]
+        if ex["has_bug"]:
+            assert (new["error_location"], new["repair_targets"]) == (0, [])
+            assert (new["bug_kind"], new["bug_kind_name"]) == (0, "NONE")
+        else:
+            n_new_buggy += 1
+            toks, loc, targets = new["source_tokens"], new["error_location"], new["repair_targets"]
+            cands = _ints(new["repair_candidates"])
+            assert loc in cands and loc != 0
+            assert targets and set(targets) <= set(cands)
+            assert len({toks[t] for t in targets}) == 1, "targets name one variable"
+            assert toks[targets[0]] != toks[loc], "targets name another variable"
+            assert loc not in targets
+            # all occurrences of that variable among the candidates, no more, no less
+            assert targets == sorted(c for c in set(cands) if toks[c] == toks[targets[0]])
+            assert (new["bug_kind"], new["bug_kind_name"]) == (1, "VARIABLE_MISUSE")
+    assert n_new_buggy > 400
+
+
+def test_label_spreads_error_locations(examples):
+    """Different ids get different draws (not always the first candidate)."""
+    kind = get_kind("label")
+    clean = [(sid, ex) for sid, ex in examples if not ex["has_bug"] and kind.is_eligible(ex)][:200]
+    firsts = sum(kind.apply(ex, example_random(1, "label", sid))["error_location"] == min(
+        c for c in _ints(ex["repair_candidates"]) if c) for sid, ex in clean)
+    assert firsts < len(clean) * 0.6
+
+
+def test_inject_repair_replaces_target_variable(examples):
+    for ex, new in _run("inject-repair", examples):
+        toks, new_toks = ex["source_tokens"], new["source_tokens"] if new else None
+        if new is None:
+            assert ex["has_bug"] and not ex["repair_targets"]
+            continue
+        for field in ("has_bug", "error_location", "repair_targets", "repair_candidates"):
+            assert new[field] == ex[field]
+        if ex["has_bug"]:
+            names = {toks[t] for t in ex["repair_targets"]}
+            assert not names & set(new_toks), "no occurrence of the target variable remains"
+            assert new_toks[ex["error_location"]] == BUGGY_TOKEN
+            for t in ex["repair_targets"]:
+                assert new_toks[t] == TARGET_TOKEN
+            assert [i for i, (a, b) in enumerate(zip(toks, new_toks)) if a != b] == sorted(
+                {i for i, a in enumerate(toks) if a in names} | {ex["error_location"]})
+        else:
+            counts = Counter(toks)
+            top = max(counts.values())
+            replaced = {toks[i] for i, (a, b) in enumerate(zip(toks, new_toks)) if a != b}
+            assert len(replaced) == 1 and counts[replaced.pop()] == top
+            assert new_toks.count(NONBUGGY_TOKEN) == top
+
+
+def test_rename_is_a_consistent_bijection(examples):
+    n_changed = 0
+    for ex, new in _run("rename", examples):
+        if new is None:
+            assert not _ints(ex["repair_candidates"])
+            continue
+        toks, new_toks = ex["source_tokens"], new["source_tokens"]
+        assert len(toks) == len(new_toks)
+        names = {toks[c] for c in _ints(ex["repair_candidates"])}
+        mapping = {}
+        for a, b in zip(toks, new_toks):
+            if a in names:
+                assert b.startswith("VAR_") and b not in toks
+                assert mapping.setdefault(a, b) == b
+            else:
+                assert a == b
+        assert len(set(mapping.values())) == len(mapping), "renaming must be injective"
+        for field in ("has_bug", "error_location", "repair_targets", "repair_candidates"):
+            assert new[field] == ex[field]
+        n_changed += 1
+    assert n_changed == len(examples)
+
+
+def test_registry_contract():
+    assert {"label", "inject-repair", "rename"} <= set(available_kinds())
+    with pytest.raises(ValueError, match=r"unknown noise kind 'nope'; expected one of \["):
+        get_kind("nope")
+    with pytest.raises(ValueError, match="lower-case"):
+        register_kind("Bad Name", description="x")
+    with pytest.raises(ValueError, match="already registered"):
+        register_kind("label", description="x")(lambda ex, rng: ex)
+    assert all(get_kind(k).description for k in available_kinds())
+
+
+def test_kind_without_predicate_probes_apply(examples):
+    @register_kind("test-drop-strings", description="drop string candidates (test only)")
+    def _drop(example, rng):
+        if not any(isinstance(c, str) for c in example["repair_candidates"]):
+            return None
+        return dict(example, repair_candidates=[c for c in example["repair_candidates"] if isinstance(c, int)])
+
+    try:
+        kind = get_kind("test-drop-strings")
+        flags = [kind.is_eligible(ex) for _, ex in examples]
+        assert any(flags) and not all(flags)
+    finally:
+        _REGISTRY.pop("test-drop-strings")

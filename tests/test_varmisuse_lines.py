@@ -1,0 +1,78 @@
+"""The fast line parser must agree exactly with json.loads + validate_example."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from trainstats.varmisuse import InvalidExample, decode_line, list_shards
+from trainstats.varmisuse.lines import encode_example, int_below_pattern, parse_line
+
+
+@pytest.fixture(scope="module")
+def raw_lines(great_dev_dir):
+    return [line for shard in list_shards(great_dev_dir) for line in shard.read_bytes().splitlines(keepends=True)]
+
+
+def test_int_below_pattern_matches_exactly_the_range():
+    for n in [1, 2, 9, 10, 11, 72, 100, 101, 199, 200, 201, 999, 1000, 1001, 4096]:
+        pat = re.compile(int_below_pattern(n))
+        for i in range(0, 2 * n + 12):
+            assert bool(pat.fullmatch(str(i).encode())) == (i < n), (n, i)
+        assert not pat.fullmatch(b"-1") and not pat.fullmatch(b"00") and not pat.fullmatch(b"01")
+    assert not re.fullmatch(int_below_pattern(0), b"0")
+
+
+def test_fast_path_equals_full_parse_and_round_trips(raw_lines):
+    for raw in raw_lines:
+        parsed = parse_line(raw, where="x:1")
+        assert parsed.edges_raw is not None, "every real line should take the fast path"
+        full = json.loads(raw)
+        assert json.loads(parsed.edges_raw) == full["edges"]
+        assert dict(parsed.example, edges=full["edges"]) == full
+        assert encode_example(parsed.example, edges_raw=parsed.edges_raw) == raw.rstrip(b"\n")
+        assert encode_example(full) == raw.rstrip(b"\n")
+
+
+def _variants(raw: bytes, n_tokens: int):
+    """Corruptions of a real line, each either still valid or invalid."""
+    yield raw.replace(b"[1, ", b"[" + str(n_tokens).encode() + b", ", 1)      # edge src out of range
+    yield raw.replace(b"[1, ", b"[01, ", 1)                                      # leading zero: bad JSON
+    yield raw.replace(b"[1, ", b"[-1, ", 1)                                      # negative
+    yield raw.replace(b'"enum_', b'"enum-', 1)                                   # valid, unusual name
+    yield raw.replace(b'"]], "error_location"', b'"]] , "error_location"', 1)    # valid, other spacing
+    yield raw.replace(b'"]], "error_location"', b'"], "error_location"', 1)      # broken JSON
+    yield raw.replace(b', "edges": [[', b', "edges": [[1, 2, 3], [', 1)          # valid 3-item edge
+    yield raw.replace(b', "edges": [[', b', "edges": [["1", 2, 3, "x"], [', 1)   # string index
+    yield raw.replace(b'"error_location": ', b'"error_location": 1e', 1)          # float / bad
+    yield raw[: len(raw) // 2]                                                    # truncated line
+    yield raw.replace(b'"has_bug": ', b'"has_bug": 0 or ', 1)
+    ex = json.loads(raw)
+    yield json.dumps(dict(list(ex.items())[::-1])).encode()                       # other key order
+    yield json.dumps(ex, separators=(",", ":")).encode()                           # compact
+
+
+def test_fast_path_agrees_with_decode_line_on_corruptions(raw_lines):
+    empty_edges = json.dumps(dict(json.loads(raw_lines[0]), edges=[])).encode()
+    assert parse_line(empty_edges, where="f:1").edges_raw == b"[]"
+    for raw in raw_lines[:12] + [empty_edges]:
+        n = len(json.loads(raw)["source_tokens"])
+        for bad in _variants(raw, n):
+            try:
+                expected = decode_line(bad, where="f:3")
+            except InvalidExample as exc:
+                with pytest.raises(InvalidExample) as got:
+                    parse_line(bad, where="f:3")
+                assert str(got.value) == str(exc)
+                continue
+            parsed = parse_line(bad, where="f:3")
+            got_ex = parsed.example if parsed.edges_raw is None else dict(
+                parsed.example, edges=json.loads(parsed.edges_raw))
+            assert got_ex == expected
+
+
+def test_encode_keeps_non_ascii_style():
+    ex = {"source_tokens": ["é"], "edges": [], "has_bug": False}
+    assert encode_example(ex, edges_raw=b"[]", ensure_ascii=False) == json.dumps(ex, ensure_ascii=False).encode()
+    assert encode_example(ex, edges_raw=b"[]") == json.dumps(ex).encode()
