@@ -79,9 +79,11 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
     if not heads:
         msgs.add(f"{label}: no value column declares a head with a known stat; nothing to score")
     for h in heads.values():
-        for score, stat in _NEEDS.items():
-            if h.get(stat) is None:
-                msgs.add(f"{label}: head {h.head}: no '{stat}' column recorded; {score} skipped")
+        lacking = [stat for stat in _STATS if h.get(stat) is None]
+        if lacking:
+            skipped = [score for score, stat in _NEEDS.items() if stat in lacking]
+            msgs.add(f"{label}: head {h.head}: no {', '.join(repr(s) for s in lacking)} column recorded; "
+                     f"skipped: {', '.join(skipped)}")
     splits = src.splits()
     if split not in splits:
         msgs.add(f"{label}: no {split} rows; per-sample scores skipped")
