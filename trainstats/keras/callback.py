@@ -116,6 +116,12 @@ class PerSampleStats(keras.callbacks.Callback):
                 f"trainstats.keras supports the default strategy, MirroredStrategy and OneDeviceStrategy; "
                 f"received {type(strategy).__name__}. For multi-worker training record one run per worker "
                 "with a custom loop, or train single-worker.")
+        if type(strategy).__name__ == "MirroredStrategy" and int(model.steps_per_execution or 1) > 1:
+            raise NotImplementedError(
+                "steps_per_execution > 1 under MirroredStrategy cannot be recorded: Keras "
+                f"{keras.__version__} on TensorFlow {tf.__version__} itself fails on it ('You must feed a value "
+                "for placeholder tensor ...' inside its multi-step loop, with or without trainstats). "
+                "Compile with steps_per_execution=1 under MirroredStrategy.")
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError(f"trainstats.keras needs the TensorFlow backend; Keras runs "
                                       f"{keras.backend.backend()!r}")

@@ -16,6 +16,7 @@ so for the default ``sum_over_batch_size`` reduction Keras's batch loss for an o
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
@@ -38,53 +39,81 @@ _UNITS = {"loss": "nats (model's loss)", "gold_prob": "[0, 1]", "pred": "class /
           "sample_weight": "weight"}
 
 
-class _RecordingLoss:
-    """Stands in for one compiled loss while a step is traced; records its inputs."""
+_local = threading.local()  # per thread: MirroredStrategy traces replicas in parallel threads
+_lock = threading.Lock()
+_active: dict[int, dict[str, Any]] = {}
 
-    def __init__(self, fn: Any, name: str, records: list):
-        self.fn, self.name, self.records = fn, name, records
+
+class _RecordingLoss:
+    """Stands in for one compiled loss while a step is traced; records its inputs per thread."""
+
+    def __init__(self, fn: Any, name: str):
+        self.fn, self.name = fn, name
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        self.records.append((self.name, self.fn, y_true, y_pred, sample_weight))
+        records = getattr(_local, "records", None)
+        if records is not None:
+            records.append((self.name, self.fn, y_true, y_pred, sample_weight))
         return self.fn(y_true, y_pred, sample_weight)
 
     def __getattr__(self, item):  # anything else Keras may look up on the loss
         return getattr(self.fn, item)
 
 
+def _install(cl: CompileLoss, state: dict[str, Any]) -> None:
+    def wrap() -> None:
+        if "flat" not in state:
+            state["flat"] = cl._flat_losses
+            cl._flat_losses = [CompileLoss.Loss(p, _RecordingLoss(fn, name), w, name)
+                               for p, fn, w, name in cl._flat_losses]
+
+    if cl.built:
+        wrap()
+        return
+    original_build = cl.build
+
+    def build(*args, **kwargs):
+        out = original_build(*args, **kwargs)
+        with _lock:
+            wrap()
+        return out
+
+    cl.build = build
+
+
+def _uninstall(cl: CompileLoss, state: dict[str, Any]) -> None:
+    if "build" in cl.__dict__:
+        del cl.build
+    if "flat" in state:
+        cl._flat_losses = state["flat"]
+
+
 @contextlib.contextmanager
 def recording_losses(model: Any):
-    """Wrap the model's compiled per-output losses for the duration of one step trace."""
+    """Wrap the model's compiled per-output losses while one step is traced; yield the records
+    ``(output_name, loss_fn, y_true, y_pred, sample_weight)`` made by this thread."""
     cl = getattr(model, "_compile_loss", None)
     if not isinstance(cl, CompileLoss):
         raise ValueError("trainstats.keras needs a model compiled with a loss (model.compile(loss=...)); "
                          f"model {model.name!r} has none.")
+    with _lock:
+        state = _active.get(id(cl))
+        if state is None:
+            state = _active[id(cl)] = {"count": 0}
+            _install(cl, state)
+        state["count"] += 1
+    previous = getattr(_local, "records", None)
     records: list = []
-    saved: dict[str, Any] = {}
-
-    def wrap() -> None:
-        saved["flat"] = cl._flat_losses
-        cl._flat_losses = [CompileLoss.Loss(p, _RecordingLoss(fn, name, records), w, name)
-                           for p, fn, w, name in cl._flat_losses]
-
-    if cl.built:
-        wrap()
-    else:
-        original_build = cl.build
-
-        def build(*args, **kwargs):
-            out = original_build(*args, **kwargs)
-            wrap()
-            return out
-
-        cl.build = build
+    _local.records = records
     try:
         yield records
     finally:
-        if "build" in cl.__dict__:
-            del cl.build
-        if "flat" in saved:
-            cl._flat_losses = saved["flat"]
+        _local.records = previous
+        with _lock:
+            state["count"] -= 1
+            if state["count"] == 0:
+                _uninstall(cl, state)
+                del _active[id(cl)]
 
 
 def per_sample_loss(loss_fn: Any, y_true: Any, y_pred: Any) -> tf.Tensor:

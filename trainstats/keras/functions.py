@@ -72,24 +72,13 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
 
     @tf.autograph.experimental.do_not_convert
     def multi_step_on_iterator(iterator):
-        first = iterator.get_next_as_optional()
-        spec: dict[str, Any] = {}
-
-        def run_first():
-            logs, rows = one_step_on_data(convert_optionals(first.get_value()))
-            rows = dict(rows)
-            if rows:
-                rows[SUBSTEP] = tf.zeros_like(rows[KEY], dtype=tf.int32)
-            spec["logs"], spec["rows"] = logs, rows
-            return logs, rows
-
-        def empty_first():
-            logs = tf.nest.map_structure(tf.zeros_like, spec["logs"])
-            rows = {k: tf.zeros([0], v.dtype) for k, v in spec["rows"].items()}
-            return logs, rows
-
-        logs, rows = tf.cond(first.has_value(), run_first, empty_first)
-        has_any = first.has_value()
+        # The first step runs unconditionally (like Keras with steps_per_execution=1): at the end of
+        # the data get_next() raises OutOfRangeError, which fit's epoch iterator turns into StopIteration.
+        logs, rows = one_step_on_data(convert_optionals(iterator.get_next()))
+        rows = dict(rows)
+        if rows:
+            rows[SUBSTEP] = tf.zeros_like(rows[KEY], dtype=tf.int32)
+        has_any = tf.constant(True)
         if n_exec == 1:
             return has_any, logs, rows
         names = sorted(rows)
