@@ -125,3 +125,30 @@ def test_cli_reports_errors_and_success(small_in, tmp_path, capsys):
                  "--seed", "4", "--quiet", "--workers", "1"]) == 1
     assert f"{path}:3:2: invalid JSON" in capsys.readouterr().err
     assert not (tmp_path / "o2" / SUMMARY_NAME).exists()
+
+
+def test_validate_selected_checks_drawn_and_non_canonical_lines(small_in, tmp_path):
+    folder, lines = small_in
+    ex = json.loads(lines[1][9])
+    ex["error_location"] = len(ex["source_tokens"])
+    path = _corrupt(folder, lines[1], 10, json.dumps(ex).encode() + b"\n")
+    # drawn (level 1.0 draws every line): decoded and rejected, nothing written
+    with pytest.raises(InvalidExample, match=re.escape(f"{path}:10") + ": field 'error_location'"):
+        induce_noise(folder, tmp_path / "a", kind="rename", level=1.0, seed=1, workers=1, validate="selected")
+    assert list((tmp_path / "a").iterdir()) == []
+    # not drawn (level 0): a canonical-looking line is copied unchecked, by design of this mode
+    induce_noise(folder, tmp_path / "b", kind="rename", level=0.0, seed=1, workers=1, validate="selected")
+    assert (tmp_path / "b" / path.name).read_bytes() == path.read_bytes()
+    # a truncated line does not look canonical: caught even when not drawn
+    path = _corrupt(folder, lines[1], 10, lines[1][9][:100] + b"\n")
+    with pytest.raises(InvalidExample, match=re.escape(f"{path}:10:") + r"\d+: invalid JSON"):
+        induce_noise(folder, tmp_path / "c", kind="rename", level=0.0, seed=1, workers=1, validate="selected")
+    # --skip-invalid: drawn invalid lines are skipped, listed, and the quota is filled from others
+    ex_line = json.dumps(ex).encode() + b"\n"
+    path = _corrupt(folder, lines[1], 10, ex_line)
+    summary = induce_noise(folder, tmp_path / "d", kind="rename", level=0.9, seed=1, workers=1,
+                           validate="selected", skip_invalid=True)
+    assert [x["sample_id"] for x in summary["invalid"]] == [f"{path.name}:10"]  # drawn with this seed
+    assert sum(summary["counts"]["rename"].values()) == len(load_manifest(tmp_path / "d"))
+    assert (tmp_path / "d" / path.name).read_bytes().splitlines(keepends=True)[9] == ex_line
+    assert f"{path.name}:10" not in set(load_manifest(tmp_path / "d")["sample_id"])

@@ -176,3 +176,24 @@ def test_load_manifest_errors(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "other.parquet")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['noise_kind', 'sample_id'\]"):
         load_manifest(tmp_path / "other.parquet")
+
+
+def test_quick_class_agrees_with_full_parse(great_dev_dir):
+    from trainstats.noise.shardwork import quick_class
+
+    for shard in list_shards(great_dev_dir):
+        for raw in shard.read_bytes().splitlines(keepends=True):
+            assert quick_class(raw) == int(json.loads(raw)["has_bug"])
+    assert quick_class(b'{"has_bug": true, "x": [1,\n') is None   # not closed: parse it instead
+    assert quick_class(b'{"bug_kind": 0, "has_bug": false}\n') is None
+
+
+def test_validate_selected_gives_identical_output(noised, great_dev_dir, tmp_path):
+    ref_out, ref_summary = noised["inject-repair"]
+    summary = induce_noise(great_dev_dir, tmp_path, kind="inject-repair", level=0.3, seed=7, workers=1,
+                           validate="selected")
+    assert _outputs(tmp_path) == _outputs(ref_out)
+    for cls in ("buggy", "bug_free"):
+        assert summary["splits"]["dev"][cls]["noised"] == ref_summary["splits"]["dev"][cls]["noised"]
+        assert (summary["splits"]["dev"][cls]["ineligible_seen"]
+                == ref_summary["splits"]["dev"][cls]["ineligible_seen"])

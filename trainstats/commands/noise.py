@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, help="only the shards of this split")
     parser.add_argument("--skip-invalid", action="store_true",
                         help="copy invalid lines unchanged (listed in the summary) instead of stopping")
+    parser.add_argument("--validate", choices=("all", "selected"), default="all",
+                        help="all (default): decode and check every line, stop at any bad one; selected: "
+                             "fully decode only the lines drawn for noising (about 3x faster; other lines "
+                             "are only checked to start with a has_bug field and end with '}')")
     parser.add_argument("--force", action="store_true", help="write into a non-empty OUT_DIR")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         levels = _parse_levels(args.level)
         summary = induce_noise(args.in_dir, args.out_dir, kind=kinds, level=levels, seed=args.seed,
-                               split=args.split, skip_invalid=args.skip_invalid, force=args.force,
+                               split=args.split, skip_invalid=args.skip_invalid, validate=args.validate, force=args.force,
                                workers=args.workers, progress=not args.quiet)
     except (InvalidExample, ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"trainstats noise: error: {exc}", file=sys.stderr)

@@ -15,12 +15,12 @@ noised fraction of every class is the level; too few eligible examples is an err
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from trainstats.noise.rng import selection_order
-from trainstats.noise.shardwork import BUG_FREE, BUGGY, ScanResult
+from trainstats.noise.shardwork import BUG_FREE, BUGGY
 
 __all__ = ["count_for_level", "select_split", "CLASS_NAMES"]
 
@@ -32,47 +32,55 @@ def count_for_level(level: float, n: int) -> int:
     return int(math.floor(level * n + 0.5 + 1e-9))
 
 
-def select_split(scans: Sequence[ScanResult], *, kind_names: Sequence[str], levels: Sequence[float],
-                 seed: int, split: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+EligibleFn = Callable[[int, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def select_split(classes: np.ndarray, *, kind_names: Sequence[str], levels: Sequence[float], seed: int,
+                 split: str, eligible_fn: EligibleFn) -> tuple[np.ndarray, dict]:
     """Choose the examples of one split to noise.
 
     Args:
-        scans: the scan results of the split's shards, in shard order.
+        classes: int8 class code of every line of the split, in (shard, line) order
+            (1 buggy, 0 bug-free, -1 invalid and skipped).
         kind_names, levels: kinds in priority order and their levels (fractions in [0, 1]).
+        eligible_fn: ``(kind_index, line_indices) -> (eligible, invalid)`` bool arrays; called on
+            candidates in selection order, in batches a little larger than still needed, so a
+            caller can decode lines lazily.
 
     Returns:
-        ``(per_shard, stats)``: for every shard, ``(lines, kind_index)`` int64 arrays (1-based line
-        numbers, ascending); ``stats[class_name]`` = ``{"n", "eligible": {kind: m}, "noised": {kind: k}}``.
+        ``(kind_of, stats)``: ``kind_of[i]`` is the index of the kind that noises line ``i`` or -1;
+        ``stats[class_name] = {"n", "noised": {kind: k}, "ineligible_seen": {kind: m}}``, where
+        ``ineligible_seen`` counts the ineligible examples met before the kind's quota was filled.
 
     Raises:
         ValueError: a class has fewer eligible examples than a kind's count needs.
     """
-    classes = np.concatenate([s.classes for s in scans]) if scans else np.zeros(0, np.int8)
-    eligible = (np.concatenate([s.eligible for s in scans], axis=1) if scans
-                else np.zeros((len(kind_names), 0), bool))
     kind_of = np.full(classes.shape[0], -1, dtype=np.int64)
     stats: dict[str, dict] = {}
     for cls in (BUGGY, BUG_FREE):
         members = np.flatnonzero(classes == cls)
         ordered = members[selection_order(seed, split, cls == BUGGY, members.size)]
-        cstats = {"n": int(members.size), "eligible": {}, "noised": {}}
+        cstats: dict = {"n": int(members.size), "noised": {}, "ineligible_seen": {}}
         for j, (name, level) in enumerate(zip(kind_names, levels)):
             k = count_for_level(level, members.size)
-            free = ordered[eligible[j, ordered] & (kind_of[ordered] < 0)]
-            cstats["eligible"][name] = int(eligible[j, members].sum())
-            if free.size < k:
+            free = ordered[kind_of[ordered] < 0]
+            picked = seen_bad = pos = 0
+            while picked < k and pos < free.size:
+                need = k - picked
+                batch = free[pos:pos + need + max(16, need // 20)]
+                ok, invalid = eligible_fn(j, batch)
+                accept = np.flatnonzero(ok)[:need]
+                examined = accept[-1] + 1 if accept.size == need else batch.size
+                seen_bad += int((~ok[:examined] & ~invalid[:examined]).sum())
+                kind_of[batch[accept]] = j
+                picked += accept.size
+                pos += examined
+            if picked < k:
                 raise ValueError(
                     f"split {split!r}: level {level} of kind {name!r} needs {k} of the {members.size} "
-                    f"{CLASS_NAMES[cls]} examples, but only {free.size} are eligible"
+                    f"{CLASS_NAMES[cls]} examples, but only {picked} are eligible"
                     + (" and not taken by an earlier kind" if j else ""))
-            kind_of[free[:k]] = j
             cstats["noised"][name] = int(k)
+            cstats["ineligible_seen"][name] = seen_bad
         stats[CLASS_NAMES[cls]] = cstats
-    per_shard = []
-    start = 0
-    for s in scans:
-        part = kind_of[start:start + s.n_lines]
-        idx = np.flatnonzero(part >= 0)
-        per_shard.append(((idx + 1).astype(np.int64), part[idx].astype(np.int64)))
-        start += s.n_lines
-    return per_shard, stats
+    return kind_of, stats

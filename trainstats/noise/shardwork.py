@@ -15,8 +15,8 @@ from trainstats.noise.rng import example_random
 from trainstats.varmisuse import InvalidExample, decode_line, validate_example
 from trainstats.varmisuse.lines import encode_example, parse_line
 
-__all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard",
-           "MANIFEST_FIELDS"]
+__all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard", "check_lines",
+           "quick_class", "MANIFEST_FIELDS"]
 
 _BUF = 1 << 20
 #: class codes in :attr:`ScanResult.classes`
@@ -26,11 +26,28 @@ MANIFEST_FIELDS = ("sample_id", "split", "noise_kind", "level", "seed", "orig_ha
                    "new_repair_targets", "changed_tokens")
 
 
+#: line prefixes that announce the class without a parse (the canonical GREAT layout)
+_PREFIXES = ((b'{"has_bug": true, ', BUGGY), (b'{"has_bug": false, ', BUG_FREE))
+
+
+def quick_class(raw: bytes) -> int | None:
+    """Class of a canonical GREAT line from its first bytes (None: not canonical, parse it).
+
+    Only trusted together with ``raw`` ending in ``}`` (plus line terminator): a ``has_bug`` key
+    first and a closed object. A full parse gives the same class (tested on every real line).
+    """
+    for prefix, cls in _PREFIXES:
+        if raw.startswith(prefix):
+            return cls if raw.rstrip(b"\r\n").endswith(b"}") else None
+    return None
+
+
 @dataclass(frozen=True)
 class ScanTask:
     path: str
     kinds: tuple[NoiseKind, ...]
     skip_invalid: bool
+    validate: str = "all"         # "all": parse and validate every line; "selected": see quick_class
 
 
 @dataclass
@@ -39,16 +56,22 @@ class ScanResult:
     n_bytes: int
     sha256: str
     classes: np.ndarray          # int8 [n_lines]: 1 buggy, 0 bug-free, -1 invalid (skipped)
-    eligible: np.ndarray         # bool [n_kinds, n_lines]
+    eligible: np.ndarray | None  # bool [n_kinds, n_lines] ("all"), None ("selected": decided later)
+    offsets: np.ndarray | None   # int64 [n_lines] byte offset of each line ("selected" only)
     invalid: list[tuple[int, str]] = field(default_factory=list)   # (line, message)
 
 
 def scan_shard(task: ScanTask) -> ScanResult:
-    """Validate every line, record its class and its eligibility for each kind.
+    """Record every line's class and (``validate="all"``) validity and eligibility for each kind.
+
+    With ``validate="selected"`` a canonical line is only recognised by :func:`quick_class` (no
+    parse); other lines are parsed and validated.
 
     Raises:
         InvalidExample: the first bad line (``path:line[:col]: ...``) unless ``task.skip_invalid``.
     """
+    if task.validate == "selected":
+        return _scan_quick(task)
     classes: list[int] = []
     elig: list[list[bool]] = [[] for _ in task.kinds]
     invalid: list[tuple[int, str]] = []
@@ -76,8 +99,59 @@ def scan_shard(task: ScanTask) -> ScanResult:
         n_lines=n, n_bytes=n_bytes, sha256=digest.hexdigest(),
         classes=np.asarray(classes, dtype=np.int8),
         eligible=np.asarray(elig, dtype=bool).reshape(len(task.kinds), n),
-        invalid=invalid,
+        offsets=None, invalid=invalid,
     )
+
+
+def _scan_quick(task: ScanTask) -> ScanResult:
+    classes: list[int] = []
+    offsets: list[int] = []
+    invalid: list[tuple[int, str]] = []
+    digest = hashlib.sha256()
+    pos = 0
+    with open(task.path, "rb", buffering=_BUF) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            digest.update(raw)
+            offsets.append(pos)
+            pos += len(raw)
+            cls = quick_class(raw)
+            if cls is None:
+                try:
+                    cls = BUGGY if parse_line(raw, where=f"{task.path}:{lineno}").example["has_bug"] else BUG_FREE
+                except InvalidExample as exc:
+                    if not task.skip_invalid:
+                        raise
+                    invalid.append((lineno, str(exc)))
+                    cls = INVALID
+            classes.append(cls)
+    return ScanResult(n_lines=len(classes), n_bytes=pos, sha256=digest.hexdigest(),
+                      classes=np.asarray(classes, dtype=np.int8), eligible=None,
+                      offsets=np.asarray(offsets, dtype=np.int64), invalid=invalid)
+
+
+def check_lines(path: str, lines: np.ndarray, offsets: np.ndarray, kind: NoiseKind,
+                skip_invalid: bool) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Parse and validate the given lines of one shard (random access); return eligibility for ``kind``.
+
+    Invalid lines are ineligible and returned as ``(line, message)`` when ``skip_invalid``; otherwise
+    the first one raises :class:`InvalidExample`.
+    """
+    result = np.zeros(len(lines), dtype=bool)
+    invalid: list[tuple[int, str]] = []
+    order = np.argsort(offsets, kind="stable")
+    with open(path, "rb") as fh:
+        for i in order:
+            fh.seek(int(offsets[i]))
+            raw = fh.readline()
+            try:
+                example = parse_line(raw, where=f"{path}:{int(lines[i])}").example
+            except InvalidExample as exc:
+                if not skip_invalid:
+                    raise
+                invalid.append((int(lines[i]), str(exc)))
+                continue
+            result[i] = kind.is_eligible(example)
+    return result, invalid
 
 
 @dataclass(frozen=True)
