@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainstats.keras.capture import KEY, STEP, SUBSTEP, VALID_PREFIX, Capture
+from trainstats.keras.capture import KEY, NOISE, STEP, SUBSTEP, VALID_PREFIX, Capture
 from trainstats.keras.functions import make_function
 from trainstats.keras.ids import registry
 from trainstats.store import RunWriter, ValueColumn
@@ -239,6 +239,7 @@ class PerSampleStats(keras.callbacks.Callback):
         keys = arrays.pop(KEY)
         steps = arrays.pop(STEP)
         sub = arrays.pop(SUBSTEP, None)
+        noise = registry.decode_noise(arrays.pop(NOISE))
         valid = {k[len(VALID_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(VALID_PREFIX)}
         head_of = {c.name: c.head for c in self._capture.columns or []}
         values = {}
@@ -249,7 +250,6 @@ class PerSampleStats(keras.callbacks.Callback):
             elif head_of.get(name) is not None and head_of[name] in valid:
                 mask = ~valid[head_of[name]]
             values[name] = arr if mask is None or not mask.any() else np.ma.masked_array(arr, mask=mask)
-        noise = registry.noise_for(keys)
         if noise is not None:
             noise = (noise[0], np.asarray(noise[1], dtype=object))
         n_steps = 1 if sub is None or len(sub) == 0 else int(sub.max()) + 1

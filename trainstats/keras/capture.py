@@ -27,11 +27,12 @@ from keras.src.trainers.compile_utils import CompileLoss
 from trainstats.keras.heads import HEAD_STATS, resolve_head
 from trainstats.store import ValueColumn
 
-__all__ = ["Capture", "KEY", "STEP", "SUBSTEP", "VALID_PREFIX"]
+__all__ = ["Capture", "KEY", "NOISE", "STEP", "SUBSTEP", "VALID_PREFIX"]
 
 KEY = "__key"
 STEP = "__step"
 SUBSTEP = "__substep"
+NOISE = "__noise"
 VALID_PREFIX = "__valid/"
 
 _UNITS = {"loss": "nats (model's loss)", "gold_prob": "[0, 1]", "pred": "class / position",
@@ -167,7 +168,7 @@ class Capture:
         head = output.replace("/", "_")
         return head, head + "_"
 
-    def rows(self, records: list, x: Any, sample_weight: Any, keys: tf.Tensor, step: tf.Tensor,
+    def rows(self, records: list, x: Any, sample_weight: Any, meta: dict, step: tf.Tensor,
              *, training: bool) -> dict[str, tf.Tensor]:
         if not records:
             raise RuntimeError(
@@ -178,13 +179,17 @@ class Capture:
         for rec in records:  # first call per output wins (the step's own loss)
             seen.setdefault(rec[0], rec)
         outputs = list(seen)
-        unknown = sorted(set(self.heads) - set(outputs))
+        heads = dict(self.heads)
+        if len(outputs) == 1 and "output" in heads and outputs[0] not in heads:
+            heads[outputs[0]] = heads.pop("output")  # single output: "output" names it
+        unknown = sorted(set(heads) - set(outputs))
         if unknown:
             raise ValueError(f"heads= names outputs {unknown} that the model does not have; its outputs are "
                              f"{outputs}")
-        keys = tf.reshape(tf.cast(keys, tf.int64), [-1])
+        keys = tf.reshape(tf.cast(meta["key"], tf.int64), [-1])
         n = tf.shape(keys)[0]
-        out: dict[str, tf.Tensor] = {KEY: keys, STEP: tf.fill([n], tf.cast(step, tf.int64))}
+        out: dict[str, tf.Tensor] = {KEY: keys, STEP: tf.fill([n], tf.cast(step, tf.int64)),
+                                     NOISE: tf.reshape(tf.cast(meta["noise"], tf.int32), [n])}
         cols: list[ValueColumn] = []
         stats_by_head: dict[str, dict[str, tf.Tensor]] = {}
         y_true_by, y_pred_by = {}, {}
@@ -192,7 +197,7 @@ class Capture:
         for output in outputs:
             _, loss_fn, y_t, y_p, sw = seen[output]
             head, prefix = self._head_name(output, len(outputs))
-            fn, desc = resolve_head(self.heads.get(output), loss_fn, output)
+            fn, desc = resolve_head(heads.get(output), loss_fn, output)
             self.head_names[output], self.descriptions[output] = head, desc
             stats = dict(fn(y_t, y_p)) if fn is not None else {}
             bad = sorted(set(stats) - set(HEAD_STATS) - {"valid"})

@@ -42,8 +42,8 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
     n_exec = int(model.steps_per_execution or 1)
 
     def replica_step(data):
-        data, keys = split_meta(data)
-        if keys is None:
+        data, meta = split_meta(data)
+        if meta is None:
             on_missing_ids()
             return step_function(data), {}
         x = data[0]
@@ -53,7 +53,7 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
                 else tf.constant(0, tf.int64))
         with recording_losses(model) as records:
             logs = step_function(data)
-        rows = capture.rows(records, x, sw, keys, step, training=training)
+        rows = capture.rows(records, x, sw, meta, step, training=training)
         return logs, rows
 
     @tf.autograph.experimental.do_not_convert

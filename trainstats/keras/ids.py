@@ -6,8 +6,10 @@ distributes this structure together with ``x`` and ``y``, so every batch carries
 The :class:`~trainstats.keras.PerSampleStats` callback strips the wrapper before the model's
 ``train_step`` sees the data, so the model, its inputs and its loss are untouched.
 
-The string ids and noise flags stay on the host in a process-wide registry (strings cannot travel
-through XLA or distribution strategies); rows are matched back to them by key.
+Noise flags travel the same way as an int32 code per sample (``-1`` not given, ``0`` clean, ``>0``
+noised, with the kind's index in a host-side vocabulary). The string ids stay on the host in a
+process-wide registry (strings cannot travel through XLA or distribution strategies) and are
+registered with each run's side table.
 """
 from __future__ import annotations
 
@@ -18,51 +20,48 @@ import numpy as np
 
 from trainstats.store import sample_key
 
-__all__ = ["KEY_FIELD", "Y_FIELD", "with_ids", "registry", "split_meta", "is_wrapped"]
+__all__ = ["KEY_FIELD", "NOISE_FIELD", "Y_FIELD", "with_ids", "registry", "split_meta", "is_wrapped"]
 
 KEY_FIELD = "__trainstats_key__"
+NOISE_FIELD = "__trainstats_noise__"
 Y_FIELD = "__trainstats_y__"
 
 
 class _Registry:
-    """Host-side ``sample_key -> (sample_id, noise, noise_kind)`` table of every id attached so far."""
+    """Host-side list of every ``(sample_key, sample_id)`` attached so far (registered with writers)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._chunks: list[tuple[np.ndarray, list[str], np.ndarray | None, list | None]] = []
-        self._flags: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._chunks: list[tuple[np.ndarray, list[str]]] = []
+        self._kinds: list[str | None] = [None]  # noise-kind vocabulary; code 1 + j means kinds[j]
 
-    def add(self, keys: np.ndarray, ids: list[str], noise: np.ndarray | None, kinds: list | None) -> None:
+    def add(self, keys: np.ndarray, ids: list[str]) -> None:
         with self._lock:
-            self._chunks.append((keys, ids, noise, kinds))
-            if noise is not None:
-                self._flags = None
+            self._chunks.append((keys, ids))
 
     def __len__(self) -> int:
         return len(self._chunks)
 
     def chunks_since(self, start: int) -> list[tuple[np.ndarray, list[str]]]:
         with self._lock:
-            return [(k, i) for k, i, _, _ in self._chunks[start:]]
+            return list(self._chunks[start:])
 
-    def noise_for(self, keys: np.ndarray) -> tuple[np.ndarray, list] | None:
-        """Flags for these keys when any attached data carried noise flags, else None."""
+    def kind_code(self, kind: str | None) -> int:
         with self._lock:
-            flagged = [c for c in self._chunks if c[2] is not None]
-            if not flagged:
-                return None
-            if self._flags is None:
-                k = np.concatenate([c[0] for c in flagged])
-                f = np.concatenate([c[2] for c in flagged])
-                kinds = np.array([x for c in flagged for x in (c[3] or [None] * len(c[0]))], dtype=object)
-                order = np.argsort(k, kind="stable")
-                self._flags = (k[order], f[order], kinds[order])
-            sk, sf, skind = self._flags
-        pos = np.clip(np.searchsorted(sk, keys), 0, len(sk) - 1)
-        hit = sk[pos] == keys
-        flags = np.where(hit, sf[pos], False)
-        kinds = [kd if (h and fl) else None for kd, h, fl in zip(skind[pos], hit, flags)]
-        return flags.astype(bool), kinds
+            if kind not in self._kinds:
+                self._kinds.append(kind)
+            return 1 + self._kinds.index(kind)
+
+    def decode_noise(self, codes: np.ndarray) -> tuple[np.ndarray, list] | None:
+        """Per-row noise codes -> ``(flags, kinds)``; None when no row carried flags (use the manifest).
+        Codes: -1 not given, 0 clean, ``1 + j`` noised with kind ``j`` of the vocabulary."""
+        if codes.size == 0 or (codes < 0).all():
+            return None
+        with self._lock:
+            vocab = np.array([None] + self._kinds, dtype=object)
+        flags = codes > 0
+        kinds = vocab[np.where(flags, codes, 0)].tolist()
+        return flags, kinds
 
 
 registry = _Registry()
@@ -85,6 +84,15 @@ def _as_ids(ids: Any, n: int, what: str) -> list[str]:
     if len(set(out)) != len(out):
         raise ValueError("ids must be unique; received duplicates")
     return out
+
+
+def _noise_codes(noise: Any, noise_kind: Any, n: int) -> np.ndarray:
+    """int32 code per sample (see ``_Registry.decode_noise``); travels with the data like the key."""
+    flags, kinds = _as_noise(noise, noise_kind, n)
+    if flags is None:
+        return np.full(n, -1, np.int32)
+    kinds = kinds or [None] * n
+    return np.array([registry.kind_code(k) if f else 0 for f, k in zip(flags, kinds)], np.int32)
 
 
 def _as_noise(noise: Any, noise_kind: Any, n: int) -> tuple[np.ndarray | None, list | None]:
@@ -146,16 +154,16 @@ def with_ids(data: Any, ids: Sequence[str] | Sequence[int] | None = None, *, noi
         id_list = _as_ids(ids, card if card >= 0 else len(ids), "the Dataset")
         n = len(id_list)
         keys = sample_key(id_list).astype(np.int64)
-        flags, kinds = _as_noise(noise, noise_kind, n)
-        registry.add(keys, id_list, flags, kinds)
-        key_ds = tf.data.Dataset.from_tensor_slices(keys)
+        codes = _noise_codes(noise, noise_kind, n)
+        registry.add(keys, id_list)
+        key_ds = tf.data.Dataset.from_tensor_slices((keys, codes))
 
-        def attach(element, key):
+        def attach(element, meta):
             x, y = element[0], element[1]
-            wrapped = {KEY_FIELD: key, Y_FIELD: y}
+            wrapped = {KEY_FIELD: meta[0], NOISE_FIELD: meta[1], Y_FIELD: y}
             return (x, wrapped) if len(element) == 2 else (x, wrapped, element[2])
 
-        return tf.data.Dataset.zip((data, key_ds)).map(attach)
+        return tf.data.Dataset.zip((data, key_ds)).map(lambda e, m: attach(e, m))
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
         x, y = data[0], data[1]
         flat_x = tf.nest.flatten(x)
@@ -164,26 +172,31 @@ def with_ids(data: Any, ids: Sequence[str] | Sequence[int] | None = None, *, noi
         n = int(np.shape(flat_x[0])[0])
         id_list = _as_ids(ids, n, "x")
         keys = sample_key(id_list).astype(np.int64)
-        flags, kinds = _as_noise(noise, noise_kind, n)
-        registry.add(keys, id_list, flags, kinds)
-        wrapped = {KEY_FIELD: keys, Y_FIELD: y}
+        codes = _noise_codes(noise, noise_kind, n)
+        registry.add(keys, id_list)
+        wrapped = {KEY_FIELD: keys, NOISE_FIELD: codes, Y_FIELD: y}
         return (x, wrapped) if len(data) == 2 else (x, wrapped, data[2])
     raise TypeError("with_ids expects an unbatched tf.data.Dataset or a tuple (x, y[, sample_weight]) of arrays; "
                     f"received {type(data).__name__}")
 
 
 def is_wrapped(y: Any) -> bool:
-    return isinstance(y, dict) and KEY_FIELD in y and Y_FIELD in y
+    return isinstance(y, dict) and set(y) == {KEY_FIELD, NOISE_FIELD, Y_FIELD}
 
 
 def split_meta(data: Any) -> tuple[Any, Any]:
-    """``(x, wrapped_y[, sw])`` -> ``((x, y[, sw]), keys)``; data without ids -> ``(data, None)``."""
+    """``(x, wrapped_y[, sw])`` -> ``((x, y[, sw]), {"key": keys, "noise": codes})``;
+    data without ids -> ``(data, None)``."""
     if isinstance(data, list):
         data = tuple(data)
     if isinstance(data, tuple) and len(data) in (2, 3) and is_wrapped(data[1]):
         y = data[1][Y_FIELD]
-        keys = data[1][KEY_FIELD]
-        return (data[0], y) + tuple(data[2:]), keys
+        keys = {"key": data[1][KEY_FIELD], "noise": data[1][NOISE_FIELD]}
+        rest = tuple(data[2:])
+        if rest and is_wrapped(rest[0]):
+            # Keras broadcast a flat sample_weight over the wrapped y's structure; take the y part.
+            rest = (rest[0][Y_FIELD],)
+        return (data[0], y) + rest, keys
     return data, None
 
 
