@@ -81,7 +81,7 @@ def process_file(job: FileJob) -> FileResult:
             tree = Tree(ast.parse(text, filename=job.relpath))
         src = tokenize_source(text)
     except SyntaxError as e:
-        res.error = f"{job.relpath}:{e.lineno or 0}: SyntaxError: {e.msg}"
+        res.error = f"{job.relpath}:{e.lineno or 1}: SyntaxError: {e.msg}"
         return res
     except (UnicodeDecodeError, LookupError) as e:
         res.error = f"{job.relpath}:1: cannot decode: {type(e).__name__}: {e}"
