@@ -150,18 +150,24 @@ class PerSampleStats(keras.callbacks.Callback):
             self._writer.flush()
 
     def on_train_end(self, logs=None):
-        try:
-            self._drain()
-        finally:
-            self.close()
+        self.close()
 
     # ------------------------------------------------------------------ public helpers
     def close(self) -> None:
-        """Write what is pending, close the writer and give the model back its own functions."""
+        """Write what is pending, close the writer and give the model back its own functions.
+
+        Called by ``on_train_end``; call it yourself after a ``fit`` that raised, to keep the rows
+        of the steps that did run (a crashed process leaves them to the writer's exit handler)."""
         if self._saved_functions is not None and self.model is not None:
             self.model.train_function, self.model.test_function = self._saved_functions
             self._saved_functions = None
-        self._pending.clear()
+        try:
+            self._drain()
+        finally:
+            self._pending.clear()
+            self._close_writer()
+
+    def _close_writer(self) -> None:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()
