@@ -13,7 +13,8 @@ from __future__ import annotations
 import ast
 
 from trainstats.varmisuse.builder.anchors import Anchors
-from trainstats.varmisuse.builder.flow import Flow, dataflow_edges
+from trainstats.varmisuse.builder.dataflow import dataflow_edges
+from trainstats.varmisuse.builder.flow import Flow
 from trainstats.varmisuse.builder.scopes import Scopes
 from trainstats.varmisuse.builder.tokens import LAYOUT_TOKENS
 
