@@ -7,13 +7,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainstats.store.schema import ValueColumn, file_schema
+
+if TYPE_CHECKING:
+    from trainstats.store.batch import Batch
 
 __all__ = ["PartSet"]
 
@@ -58,7 +61,7 @@ class PartSet:
         )
 
     # ---------------------------------------------------------------- rows
-    def add(self, chunk, noise_lookup) -> None:
+    def add(self, chunk: Batch, noise_lookup) -> None:
         key = (chunk.split, chunk.epoch)
         part = self._partitions.get(key)
         if part is None:

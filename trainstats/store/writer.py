@@ -32,26 +32,23 @@ import threading
 import time
 import warnings
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from trainstats.store import run_dir as rd
+from trainstats.store.batch import make_batch
 from trainstats.store.errors import StoreWriteError
 from trainstats.store.noise_lookup import NoiseLookup
 from trainstats.store.parts import PartSet
 from trainstats.store.sample_ids import sample_key as _sample_key
-from trainstats.store.schema import SPLITS, ValueColumn, check_value_columns
+from trainstats.store.schema import ValueColumn, check_value_columns
 
 __all__ = ["RunWriter"]
 
 log = logging.getLogger("trainstats.store")
 
-_NP_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32,
-              "int64": np.int64, "bool": np.bool_}
-_ACCEPTED_KINDS = {"float32": "fiub", "float64": "fiub", "int32": "iub", "int64": "iub", "bool": "b"}
 _WRITER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _OPEN_WRITERS: "weakref.WeakSet[RunWriter]" = weakref.WeakSet()
 
@@ -63,29 +60,6 @@ def _close_open_writers() -> None:  # pragma: no cover - exercised at interprete
             w.close()
         except Exception:  # noqa: BLE001 - never fail interpreter shutdown
             pass
-
-
-@dataclass
-class _Chunk:
-    split: str
-    epoch: int
-    step: np.ndarray
-    batch: int
-    keys: np.ndarray
-    values: dict[str, tuple[np.ndarray, np.ndarray | None]]
-    noise: np.ndarray | None
-    noise_kind: list | None
-
-
-def _to_numpy(x: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    if isinstance(x, np.ma.MaskedArray):
-        return np.asarray(x.data), np.ma.getmaskarray(x)
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    try:
-        return np.asarray(x), None
-    except Exception as e:  # noqa: BLE001
-        raise TypeError(f"column {name!r}: cannot convert {type(x).__name__} to an array ({e})") from None
 
 
 class RunWriter:
@@ -219,7 +193,8 @@ class RunWriter:
         lists or tensors; every array has one entry per sample. NaN in a float column is null."""
         self._check_open()
         self._check_error()
-        chunk = self._make_chunk(split, epoch, step, batch, sample_key, values, noise, noise_kind)
+        chunk = make_batch(self._by_name, split=split, epoch=epoch, step=step, batch=batch,
+                           sample_key=sample_key, values=values, noise=noise, noise_kind=noise_kind)
         n = len(chunk.keys)
         with self._lock:
             failed = bool(self._errors)
@@ -289,60 +264,6 @@ class RunWriter:
         self._queue.put((what, done))
         if not done.wait(timeout):
             raise TimeoutError(f"RunWriter.{what}() did not finish within {timeout} s")
-
-    def _make_chunk(self, split, epoch, step, batch, keys, values, noise, noise_kind) -> _Chunk:
-        if split not in SPLITS:
-            raise ValueError(f"Invalid split {split!r}; expected one of {SPLITS}")
-        for name, v in (("epoch", epoch), ("batch", batch)):
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int; received {v!r}")
-        keys, _ = _to_numpy(keys, "sample_key")
-        if keys.ndim != 1 or keys.dtype.kind not in "iu":
-            raise ValueError(f"sample_key must be a 1-D integer array (use trainstats.sample_key for string ids); "
-                             f"received shape {keys.shape} dtype {keys.dtype}")
-        keys = keys.astype(np.int64, copy=True)
-        n = len(keys)
-        step_arr, _ = _to_numpy(step, "step")
-        if step_arr.ndim == 0:
-            step_arr = np.full(n, int(step_arr), np.int64)
-        if step_arr.shape != (n,) or step_arr.dtype.kind not in "iu":
-            raise ValueError(f"step must be an int or an integer array with one entry per sample; received "
-                             f"shape {step_arr.shape} dtype {step_arr.dtype}, sample_key has {n} entries")
-        if not isinstance(values, Mapping):
-            raise TypeError(f"values must be a mapping column name -> array; received {type(values).__name__}")
-        unknown = sorted(set(values) - set(self._by_name))
-        if unknown:
-            raise ValueError(f"Unknown value column(s) {unknown}; this run declares {sorted(self._by_name)}")
-        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        for name, raw in values.items():
-            if raw is None:
-                continue
-            col = self._by_name[name]
-            data, mask = _to_numpy(raw, name)
-            if data.ndim == 2 and data.shape[1] == 1:
-                data = data[:, 0]
-                mask = None if mask is None else mask[:, 0]
-            if data.ndim != 1 or len(data) != n:
-                raise ValueError(f"column {name!r} has shape {data.shape} but sample_key has {n} entries; "
-                                 "expected one value per sample")
-            if data.dtype.kind not in _ACCEPTED_KINDS[col.dtype]:
-                raise ValueError(f"column {name!r} is declared {col.dtype}; received an array of dtype "
-                                 f"{data.dtype}")
-            out[name] = (data.astype(_NP_DTYPES[col.dtype], copy=True), None if mask is None else mask.copy())
-        flags = kinds = None
-        if noise is not None:
-            flags, _ = _to_numpy(noise, "noise")
-            if flags.shape != (n,) or flags.dtype.kind != "b":
-                raise ValueError(f"noise must be a bool array with one entry per sample; received shape "
-                                 f"{flags.shape} dtype {flags.dtype}, sample_key has {n} entries")
-            flags = flags.copy()
-            if noise_kind is not None:
-                kinds = [None if k is None else (k.decode() if isinstance(k, bytes) else str(k)) for k in noise_kind]
-                if len(kinds) != n:
-                    raise ValueError(f"noise_kind has {len(kinds)} entries but sample_key has {n}")
-        elif noise_kind is not None:
-            raise ValueError("noise_kind was given without noise; pass both or neither")
-        return _Chunk(split, int(epoch), step_arr.astype(np.int64, copy=False), int(batch), keys, out, flags, kinds)
 
     # ------------------------------------------------------------------ background thread
     def _run(self) -> None:

@@ -1,0 +1,102 @@
+"""Validation of one ``RunWriter.write`` call, in the caller's thread.
+
+Every problem is a ``ValueError``/``TypeError`` naming the column, what was received and what was
+expected, raised before anything is queued — so a bad call never reaches the files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from trainstats.store.schema import SPLITS, ValueColumn
+
+__all__ = ["Batch", "make_batch"]
+
+_NP_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32,
+              "int64": np.int64, "bool": np.bool_}
+_ACCEPTED_KINDS = {"float32": "fiub", "float64": "fiub", "int32": "iub", "int64": "iub", "bool": "b"}
+
+
+@dataclass
+class Batch:
+    """One validated batch of rows, owned by the writer (arrays are private copies)."""
+
+    split: str
+    epoch: int
+    step: np.ndarray
+    batch: int
+    keys: np.ndarray
+    values: dict[str, tuple[np.ndarray, np.ndarray | None]]
+    noise: np.ndarray | None
+    noise_kind: list | None
+
+
+def _to_numpy(x: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(x, np.ma.MaskedArray):
+        return np.asarray(x.data), np.ma.getmaskarray(x)
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    try:
+        return np.asarray(x), None
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"column {name!r}: cannot convert {type(x).__name__} to an array ({e})") from None
+
+
+def make_batch(columns: Mapping[str, ValueColumn], *, split: str, epoch: int, step: Any, batch: int,
+               sample_key: Any, values: Mapping[str, Any], noise: Any, noise_kind: Any) -> Batch:
+    """Validate one ``RunWriter.write`` call and return private copies of its arrays."""
+    keys = sample_key
+    if split not in SPLITS:
+        raise ValueError(f"Invalid split {split!r}; expected one of {SPLITS}")
+    for name, v in (("epoch", epoch), ("batch", batch)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative int; received {v!r}")
+    keys, _ = _to_numpy(keys, "sample_key")
+    if keys.ndim != 1 or keys.dtype.kind not in "iu":
+        raise ValueError(f"sample_key must be a 1-D integer array (use trainstats.sample_key for string ids); "
+                         f"received shape {keys.shape} dtype {keys.dtype}")
+    keys = keys.astype(np.int64, copy=True)
+    n = len(keys)
+    step_arr, _ = _to_numpy(step, "step")
+    if step_arr.ndim == 0:
+        step_arr = np.full(n, int(step_arr), np.int64)
+    if step_arr.shape != (n,) or step_arr.dtype.kind not in "iu":
+        raise ValueError(f"step must be an int or an integer array with one entry per sample; received "
+                         f"shape {step_arr.shape} dtype {step_arr.dtype}, sample_key has {n} entries")
+    if not isinstance(values, Mapping):
+        raise TypeError(f"values must be a mapping column name -> array; received {type(values).__name__}")
+    unknown = sorted(set(values) - set(columns))
+    if unknown:
+        raise ValueError(f"Unknown value column(s) {unknown}; this run declares {sorted(columns)}")
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name, raw in values.items():
+        if raw is None:
+            continue
+        col = columns[name]
+        data, mask = _to_numpy(raw, name)
+        if data.ndim == 2 and data.shape[1] == 1:
+            data = data[:, 0]
+            mask = None if mask is None else mask[:, 0]
+        if data.ndim != 1 or len(data) != n:
+            raise ValueError(f"column {name!r} has shape {data.shape} but sample_key has {n} entries; "
+                             "expected one value per sample")
+        if data.dtype.kind not in _ACCEPTED_KINDS[col.dtype]:
+            raise ValueError(f"column {name!r} is declared {col.dtype}; received an array of dtype "
+                             f"{data.dtype}")
+        out[name] = (data.astype(_NP_DTYPES[col.dtype], copy=True), None if mask is None else mask.copy())
+    flags = kinds = None
+    if noise is not None:
+        flags, _ = _to_numpy(noise, "noise")
+        if flags.shape != (n,) or flags.dtype.kind != "b":
+            raise ValueError(f"noise must be a bool array with one entry per sample; received shape "
+                             f"{flags.shape} dtype {flags.dtype}, sample_key has {n} entries")
+        flags = flags.copy()
+        if noise_kind is not None:
+            kinds = [None if k is None else (k.decode() if isinstance(k, bytes) else str(k)) for k in noise_kind]
+            if len(kinds) != n:
+                raise ValueError(f"noise_kind has {len(kinds)} entries but sample_key has {n}")
+    elif noise_kind is not None:
+        raise ValueError("noise_kind was given without noise; pass both or neither")
+    return Batch(split, int(epoch), step_arr.astype(np.int64, copy=False), int(batch), keys, out, flags, kinds)
