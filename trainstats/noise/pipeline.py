@@ -32,7 +32,8 @@ from tqdm import tqdm
 from trainstats.noise.kinds import get_kind
 from trainstats.noise.manifest import MANIFEST_NAME, SUMMARY_NAME, ManifestWriter
 from trainstats.noise.select import select_split
-from trainstats.noise.shardwork import INVALID, ScanTask, WriteTask, check_lines, scan_shard, write_shard
+from trainstats.noise.shardwork import (INVALID, CheckTask, ScanTask, WriteTask, check_task, scan_shard,
+                                         write_shard)
 from trainstats.varmisuse import list_shards, parse_shard_name
 
 __all__ = ["induce_noise"]
@@ -103,7 +104,7 @@ def _mapper(workers: int, n_tasks: int) -> tuple[Callable[[Callable, Iterable], 
     return pool.map, lambda: pool.shutdown(cancel_futures=True)
 
 
-def _select(split, idx, scans, shards, kind_objs, kinds, levels, seed, validate, skip_invalid):
+def _select(split, idx, scans, shards, kind_objs, kinds, levels, seed, validate, skip_invalid, run_map):
     """Run :func:`select_split` for one split, decoding candidates lazily in ``"selected"`` mode."""
     classes = np.concatenate([scans[i].classes for i in idx])
     starts = np.cumsum([0] + [scans[i].n_lines for i in idx])
@@ -117,12 +118,15 @@ def _select(split, idx, scans, shards, kind_objs, kinds, levels, seed, validate,
             ok = np.zeros(cand.size, dtype=bool)
             bad = np.zeros(cand.size, dtype=bool)
             which = np.searchsorted(starts, cand, side="right") - 1
+            groups = []
             for w in np.unique(which):
                 pos = np.flatnonzero(which == w)
-                scan = scans[idx[w]]
                 local = cand[pos] - starts[w]
-                res, invalid = check_lines(str(shards[idx[w]]), local + 1, scan.offsets[local], kind_objs[j],
-                                           skip_invalid)
+                groups.append((w, pos, local))
+            tasks = [CheckTask(str(shards[idx[w]]), local + 1, scans[idx[w]].offsets[local], kind_objs[j],
+                               skip_invalid) for w, pos, local in groups]
+            for (w, pos, local), (res, invalid) in zip(groups, run_map(check_task, tasks)):
+                scan = scans[idx[w]]
                 ok[pos] = res
                 for line, msg in invalid:
                     scan.invalid.append((line, msg))
@@ -202,7 +206,7 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
         for sp in sorted(set(splits)):
             idx = [i for i, x in enumerate(splits) if x == sp]
             kind_of, stats = _select(sp, idx, scans, shards, kind_objs, kinds, levels, seed, validate,
-                                     skip_invalid)
+                                     skip_invalid, run_map)
             start = 0
             for i in idx:
                 part = kind_of[start:start + scans[i].n_lines]

@@ -15,7 +15,7 @@ from trainstats.noise.rng import example_random
 from trainstats.varmisuse import InvalidExample, decode_line, validate_example
 from trainstats.varmisuse.lines import encode_example, parse_line
 
-__all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard", "check_lines",
+__all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard", "check_lines", "check_task", "CheckTask",
            "quick_class", "MANIFEST_FIELDS"]
 
 _BUF = 1 << 20
@@ -129,6 +129,20 @@ def _scan_quick(task: ScanTask) -> ScanResult:
                       offsets=np.asarray(offsets, dtype=np.int64), invalid=invalid)
 
 
+@dataclass(frozen=True)
+class CheckTask:
+    path: str
+    lines: np.ndarray      # 1-based line numbers
+    offsets: np.ndarray    # their byte offsets
+    kind: NoiseKind
+    skip_invalid: bool
+
+
+def check_task(task: CheckTask) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """:func:`check_lines` for a worker process."""
+    return check_lines(task.path, task.lines, task.offsets, task.kind, task.skip_invalid)
+
+
 def check_lines(path: str, lines: np.ndarray, offsets: np.ndarray, kind: NoiseKind,
                 skip_invalid: bool) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Parse and validate the given lines of one shard (random access); return eligibility for ``kind``.
@@ -176,7 +190,8 @@ class WriteResult:
 
 
 def _noise_one(raw: bytes, where: str, kind: NoiseKind, seed: int, sample_id: str) -> tuple[bytes, dict, dict]:
-    parsed = parse_line(raw, where=where)
+    # the scan ("all") or check_lines ("selected") already validated this line, edges included
+    parsed = parse_line(raw, where=where, check_edges=False)
     example, edges_raw = parsed.example, parsed.edges_raw
     if kind.needs_edges and edges_raw is not None:
         example, edges_raw = decode_line(raw, where=where), None

@@ -74,10 +74,10 @@ def int_below_pattern(n: int) -> bytes:
 def _edges_pattern(n: int) -> re.Pattern:
     idx = int_below_pattern(n)
     edge = rb"\[" + idx + rb", " + idx + rb", " + _ANY_INT + rb", " + _NAME + rb"\]"
-    return re.compile(rb"\[(?:" + edge + rb"(?:, " + edge + rb")*)?\]")
+    return re.compile(rb"\[(?:" + edge + rb"(?:, (?=\[)|(?=\])))*\]")
 
 
-def _fast(raw: bytes) -> ParsedLine | None:
+def _fast(raw: bytes, check_edges: bool = True) -> ParsedLine | None:
     key = raw.find(_EDGES_KEY)
     if key < 0:
         return None
@@ -95,18 +95,23 @@ def _fast(raw: bytes) -> ParsedLine | None:
         validate_example(example)
     except (ValueError, UnicodeDecodeError):
         return None
-    if example["edges"] != [] or _edges_pattern(len(example["source_tokens"])).fullmatch(raw, start, end) is None:
+    if example["edges"] != []:
+        return None
+    if check_edges and _edges_pattern(len(example["source_tokens"])).fullmatch(raw, start, end) is None:
         return None
     return ParsedLine(example, raw[start:end])
 
 
-def parse_line(raw: bytes, *, where: str) -> ParsedLine:
+def parse_line(raw: bytes, *, where: str, check_edges: bool = True) -> ParsedLine:
     """Decode and validate one shard line (fast path for canonical lines, see module docstring).
+
+    ``check_edges=False`` skips step 3 (the edges bytes are *not* checked): only for a line this
+    process already validated with ``check_edges=True``.
 
     Raises:
         InvalidExample: exactly as :func:`~trainstats.varmisuse.decode_line` (``where`` prefixes it).
     """
-    parsed = _fast(raw)
+    parsed = _fast(raw, check_edges)
     if parsed is not None:
         return parsed
     return ParsedLine(decode_line(raw, where=where, validate=True), None)

@@ -86,9 +86,10 @@ def validate_example(example: dict) -> None:
     if not isinstance(tokens, list) or not tokens:
         raise InvalidExample(f"field 'source_tokens': expected {REQUIRED_FIELDS['source_tokens']}, "
                              f"received {_describe(tokens)}")
-    for i, tok in enumerate(tokens):
-        if not isinstance(tok, str):
-            raise InvalidExample(f"field 'source_tokens'[{i}]: expected a string, received {_describe(tok)}")
+    if not all(type(tok) is str for tok in tokens):  # fast check first, locate the culprit on failure
+        for i, tok in enumerate(tokens):
+            if not isinstance(tok, str):
+                raise InvalidExample(f"field 'source_tokens'[{i}]: expected a string, received {_describe(tok)}")
     n = len(tokens)
 
     has_bug = example["has_bug"]
@@ -140,6 +141,8 @@ def validate_example(example: dict) -> None:
 def _check_index_list(name: str, values: Any, n: int, *, allow_str: bool) -> None:
     if not isinstance(values, list):
         raise InvalidExample(f"field {name!r}: expected {REQUIRED_FIELDS[name]}, received {_describe(values)}")
+    if all((type(v) is int and 0 <= v < n) or (allow_str and type(v) is str) for v in values):
+        return
     for i, v in enumerate(values):
         if _is_int(v):
             if not 0 <= v < n:
