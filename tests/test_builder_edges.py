@@ -47,7 +47,7 @@ def test_tokens_follow_great_conventions():
                     return osp.join(x, s, 'a' "b")
     ''')
     assert clean["source_tokens"] == [
-        "#NEWLINE#", "@", "staticmethod", "#NEWLINE#", "def g(", "x", ",", "*", "args", ",", "**", "kw", ")",
+        "#NEWLINE#", "@", "staticmethod", "#NEWLINE#", "def g(", "x", ",", "*", "args", ",", "**kw", ")",
         ":", "#NEWLINE#", "#INDENT#", '"""Doc."""', "#NEWLINE#", "import", "os.path", "as osp", "#NEWLINE#",
         "from", "..", "import", "y", "#NEWLINE#", "s", "=", "(", "x", "+", "1", ")", "#NEWLINE#",
         "if", "s", "is not", "None", "and", "x", "not in", "kw", ":", "#NEWLINE#", "#INDENT#",
@@ -104,12 +104,13 @@ def test_calls_returns_and_formal_args():
     examples = examples_from_source(textwrap.dedent(src))
     clean = examples[0]
     t = clean["source_tokens"]
-    call = t.index("inner", t.index("y"))  # the callee Name; the call's token is the "(" after it
-    assert t[call + 1] == "("
-    assert _edges(clean, "CALLS") == [(call + 1, t.index("def inner("))]
-    assert _edges(clean, "RETURNS_TO") == [(t.index("return"), call + 1)]
-    q_kw = t.index("q", call)
-    assert sorted(_edges(clean, "FORMAL_ARG_NAME")) == sorted([(call + 2, t.index("p")), (q_kw, t.index("q"))])
+    callee = t.index("inner", t.index("y"))
+    assert t[callee:callee + 4] == ["inner", "(", "x", ","]
+    call = callee + 3  # as in GREAT, a call with several arguments sits on its first comma
+    assert _edges(clean, "CALLS") == [(call, t.index("def inner("))]
+    assert _edges(clean, "RETURNS_TO") == [(t.index("return"), call)]
+    q_kw = t.index("q", callee)
+    assert sorted(_edges(clean, "FORMAL_ARG_NAME")) == sorted([(callee + 2, t.index("p")), (q_kw, t.index("q"))])
 
 
 def test_comprehension_and_nested_scopes_are_not_function_variables():

@@ -14,18 +14,24 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="[SRC_DIR] OUT_DIR",
-                        help="source tree (a directory searched for *.py, or one file; default: the "
-                             "running interpreter's standard library) and the output directory")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the split, the bugs and the shuffle (default 0)")
+    parser.usage = "%(prog)s [SRC_DIR] OUT_DIR [--seed N] [--max-functions N] [--split-by file] [options]"
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="[SRC_DIR] OUT_DIR: the source tree (a directory searched for *.py, or "
+                             "one file; default: the running interpreter's standard library) and the "
+                             "output directory")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for the split, the bugs and the shuffle (default 0)")
     parser.add_argument("--max-functions", type=int, default=None,
                         help="stop after this many functions (two examples each)")
     parser.add_argument("--split-by", choices=("file", "directory"), default="file",
                         help="unit assigned to one split (default: file)")
     parser.add_argument("--split-fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1),
-                        metavar=("TRAIN", "DEV", "EVAL"), help="fractions of files per split (default 0.8 0.1 0.1)")
-    parser.add_argument("--max-tokens", type=int, default=512, help="longest function kept, in tokens (default 512)")
-    parser.add_argument("--examples-per-shard", type=int, default=500, help="lines per shard file (default 500)")
+                        metavar=("TRAIN", "DEV", "EVAL"),
+                        help="fractions of files per split (default 0.8 0.1 0.1)")
+    parser.add_argument("--max-tokens", type=int, default=512,
+                        help="longest function kept, in tokens (default 512)")
+    parser.add_argument("--examples-per-shard", type=int, default=500,
+                        help="lines per shard file (default 500)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     parser.add_argument("--license", default=None,
                         help='licence recorded in provenances (default "unknown"; "PSF-2.0" for the stdlib)')
@@ -37,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from trainstats.varmisuse.builder import build_varmisuse, default_source_dir
 
     if len(args.paths) > 2:
-        print(f"trainstats build-varmisuse: expected [SRC_DIR] OUT_DIR, received {len(args.paths)} paths",
-              file=sys.stderr)
+        print(f"trainstats build-varmisuse: expected [SRC_DIR] OUT_DIR, received {len(args.paths)} "
+              f"paths: {args.paths}", file=sys.stderr)
         return 2
     src, out = (None, args.paths[0]) if len(args.paths) == 1 else args.paths
     try:

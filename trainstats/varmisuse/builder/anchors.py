@@ -9,11 +9,15 @@ because GREAT tokenized re-printed code; see ``docs/builder.md``):
 * a statement that starts with a keyword (``return``, ``if``, ``for``, ``try``, ``except`` ...): that
   keyword; an expression statement or assignment: the layout token just before it (``#NEWLINE#``,
   ``#INDENT#`` or ``#UNINDENT#``), as in GREAT;
-* any other expression: the first token of its span, after its first child, that belongs to no child
-  and is not a closing bracket -- the ``.`` of an attribute, ``[`` of a subscript, ``(`` of a call, the operator
-  of a binary operation or comparison, the ``,`` of a tuple; falling back to its first own token;
-* ``comprehension``: its ``for``; ``arguments``: the first ``,`` of the parameter list, else the
-  closing ``)`` (``None`` for a lambda without a comma).
+* a list, set or dict display or comprehension: its opening bracket; a call with two or more
+  arguments: its first ``,`` (as in GREAT);
+* any other expression: the first token of its span, after its first child, that belongs to no
+  child and is not a closing bracket -- the ``.`` of an attribute, ``[`` of a subscript, ``(`` of a
+  call, the operator of a binary operation or comparison, the ``,`` of a tuple; falling back to its
+  first own token;
+* ``comprehension``: its ``for``; ``with ... as ...`` item: its ``as``; ``arguments``: the first
+  ``,`` of the parameter list (no token without a comma, as in GREAT); a decorated ``def`` or
+  ``class``: its first ``@``.
 
 Nodes inside f-strings are not projected (they have no tokens of their own).
 """
@@ -29,6 +33,7 @@ __all__ = ["Anchors"]
 _LAYOUT_BEFORE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _CLOSERS = frozenset({")", "]", "}"})
+_DISPLAYS = (ast.List, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 
 
 class Anchors:
@@ -78,11 +83,24 @@ class Anchors:
         if isinstance(node, ast.comprehension):
             self._comprehension(node)
             return
+        if isinstance(node, ast.withitem):
+            vspan = self.span.get(node.optional_vars) if node.optional_vars is not None else None
+            cspan = self.span.get(node.context_expr)
+            if vspan is not None and cspan is not None:
+                k = vspan[0] - 1
+                while k > cspan[1] and self.tokens[k] == "(":
+                    k -= 1
+                if self.tokens[k] == "as":  # GREAT: ``with a as b`` sits on ``as``
+                    self.span[node] = (cspan[0], vspan[1])
+                    self.rep[node] = k
+            return
         if isinstance(node, ast.arguments):
             return  # placed by its function / lambda below
         span = self._node_span(node)
         if span is None:
             return
+        if isinstance(node, ast.arg) and self.tokens[span[0]] != node.arg:
+            return  # ``**kwargs``: one token in GREAT, not an occurrence of the parameter
         self.span[node] = span
         self.rep[node] = self._rep(node, span)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -127,7 +145,7 @@ class Anchors:
             k += 1
         if k >= n_tokens:
             return
-        rep = first_comma if first_comma is not None else (None if isinstance(func, ast.Lambda) else k)
+        rep = first_comma  # no comma: no token of its own, as in GREAT
         if rep is not None:
             start = self.span[func][0] + 1 if isinstance(func, ast.Lambda) else head
             self.span[func.args] = (start, k)
@@ -138,6 +156,10 @@ class Anchors:
         first, last = span
         tokens = self.tokens
         if isinstance(node, _DEFS):
+            if node.decorator_list:  # GREAT puts a decorated definition on its first ``@``
+                dspan = self.span.get(node.decorator_list[0])
+                if dspan is not None and dspan[0] > 0 and tokens[dspan[0] - 1] == "@":
+                    return dspan[0] - 1
             k = first
             prefix = "class " if isinstance(node, ast.ClassDef) else "def "
             while k <= last and not tokens[k].startswith(prefix):
@@ -152,6 +174,12 @@ class Anchors:
             return first
         own = self._own_tokens(first, last, kids)
         after = kids[0][1]
+        if isinstance(node, _DISPLAYS) and own:
+            return own[0]  # the opening bracket, as in GREAT
+        if isinstance(node, ast.Call) and len(node.args) + len(node.keywords) >= 2:
+            for k in own:  # GREAT puts a call with several arguments on its first comma
+                if k > after and tokens[k] == ",":
+                    return k
         for k in own:
             if k > after and tokens[k] not in _CLOSERS and tokens[k] not in LAYOUT_TOKENS:
                 return k

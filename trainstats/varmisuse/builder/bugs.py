@@ -44,7 +44,7 @@ def choose_misuse(scopes: Scopes, rng: random.Random) -> Misuse | None:
         if len(variables.get(o.name, ())) < 2:
             continue
         wrong = [n for n in names
-                 if n != o.name and first.get(n, o.tok) < o.tok and scopes.resolve(n, o.scope) == ROOT]
+                 if n != o.name and first.get(n, 0) < o.tok and scopes.resolve(n, o.scope) == ROOT]
         if wrong:
             options.append((i, wrong))
     if not options:

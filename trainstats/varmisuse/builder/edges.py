@@ -66,8 +66,14 @@ class FunctionGraph:
                 if src is not None:
                     for value in singles.get(node, ()):
                         dst = rep.get(value)
-                        if dst is not None and dst != src:
-                            out.append((src, dst))
+                        if dst is not None and dst != src and not (
+                                isinstance(node, ast.Subscript) and value is node.slice
+                                and not isinstance(value, ast.Slice)):
+                            out.append((src, dst))  # GREAT's indices sat under a token-less Index
+                    if isinstance(node, ast.ExceptHandler) and node.name:
+                        name_tok = self.anchors.token_after_as(node)
+                        if name_tok is not None:
+                            out.append((src, name_tok))  # the name was a node in GREAT's AST
                 nxt.extend(children[node])
             queue = nxt
         return out
@@ -80,8 +86,21 @@ class FunctionGraph:
 
     def _cfg(self) -> list[tuple[int, int]]:
         instrs = self.flow.instrs
-        return [(ins.tok, instrs[j].tok) for ins in instrs if ins.tok is not None
-                for j in ins.succ if instrs[j].tok is not None]
+        out = []
+        for ins in instrs:
+            if ins.tok is None:
+                continue
+            seen, stack = set(), list(ins.succ)
+            while stack:  # pass through instructions without a token (break, continue ...)
+                j = stack.pop(0)
+                if j in seen:
+                    continue
+                seen.add(j)
+                if instrs[j].tok is None:
+                    stack.extend(instrs[j].succ)
+                else:
+                    out.append((ins.tok, instrs[j].tok))
+        return out
 
     def _computed_from(self) -> list[tuple[int, int]]:
         rep, node_occ, occ = self.anchors.rep, self.scopes.node_occ, self.scopes.occ
@@ -147,23 +166,19 @@ class FunctionGraph:
         calls, returns_to, formal = [], [], []
         for call in self.calls:
             f = call.func
-            if isinstance(f, ast.Name):
-                callee = names[node_occ[f]] if f in node_occ else f.id
-            elif isinstance(f, ast.Attribute):
-                callee = f.attr
-            else:
-                continue
+            if not isinstance(f, ast.Name):
+                continue  # as in GREAT: only calls of a plain name are resolved
+            callee = names[node_occ[f]] if f in node_occ else f.id
             c = rep[call]
             for d in by_name.get(callee, ()):
                 calls.append((c, rep[d]))
                 returns_to.extend((r, c) for r in returns_of.get(d, ()))
                 params = d.args.posonlyargs + d.args.args
-                skip = 1 if isinstance(f, ast.Attribute) and params and params[0].arg in ("self", "cls") else 0
                 for k, arg in enumerate(call.args):
-                    if isinstance(arg, ast.Starred) or k + skip >= len(params):
+                    if isinstance(arg, ast.Starred) or k >= len(params):
                         break
-                    if arg in rep and params[k + skip] in rep:
-                        formal.append((rep[arg], rep[params[k + skip]]))
+                    if arg in rep and params[k] in rep:
+                        formal.append((rep[arg], rep[params[k]]))
                 by_arg = {p.arg: p for p in params + d.args.kwonlyargs}
                 for kw in call.keywords:
                     p = by_arg.get(kw.arg) if kw.arg else None

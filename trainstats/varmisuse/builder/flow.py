@@ -56,6 +56,7 @@ class Flow:
         self._loops: list[_Loop] = []
         self._pending: list[ast.AST] = []
         self._fn: list[ast.AST] = []
+        self._definition(func, [], bind=False)  # the root's defaults and decorators, then its "def"
         self._unit(func)
         while self._pending:
             self._unit(self._pending.pop(0))
@@ -82,7 +83,7 @@ class Flow:
             params = a.posonlyargs + a.args + ([a.vararg] if a.vararg else []) + a.kwonlyargs \
                 + ([a.kwarg] if a.kwarg else [])
             acc = [(self.node_occ[p], True) for p in params if p in self.node_occ]
-            entry = self._new(self.rep.get(a, self.rep.get(node)), acc, [])
+            entry = self._new(self.rep.get(a), acc, [])  # no token for 0-1 parameters, as in GREAT
             if isinstance(node, ast.Lambda):
                 self._new(self.rep.get(node.body), self._acc(node.body), [entry])
             else:
@@ -113,7 +114,7 @@ class Flow:
                 acc += self._acc(item.context_expr)
                 if item.optional_vars is not None:
                     acc += self._acc(item.optional_vars)
-            w = self._new(rep.get(node), acc, preds)
+            w = self._new(rep.get(node.items[0]), acc, preds)  # GREAT: the first item's ``as``
             return self._block(node.body, [w])
         if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
             return self._try(node, preds)
@@ -123,29 +124,18 @@ class Flow:
                 self.returns.append((rep[node], self._fn[-1]))
             return []
         if isinstance(node, ast.Break):
-            i = self._new(rep.get(node), [], preds)
+            i = self._new(None, [], preds)  # GREAT has no CFG node for break / continue
             if self._loops:
                 self._loops[-1].breaks.append(i)
             return []
         if isinstance(node, ast.Continue):
-            i = self._new(rep.get(node), [], preds)
+            i = self._new(None, [], preds)
             if self._loops:
                 self.instrs[i].succ.append(self._loops[-1].head)
             return []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            acc = []
-            for d in node.decorator_list:
-                acc += self._acc(d)
-            if isinstance(node, ast.ClassDef):
-                for d in node.bases + [k.value for k in node.keywords]:
-                    acc += self._acc(d)
-            else:
-                for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
-                    acc += self._acc(d)
-            if node in self.node_occ:
-                acc.append((self.node_occ[node], True))
             self._pending.append(node)
-            return [self._new(rep.get(node), acc, preds)]
+            return [self._definition(node, preds, bind=True)]
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             acc = [(self.node_occ[a], True) for a in node.names if a in self.node_occ]
             return [self._new(rep.get(node), acc, preds)]
@@ -158,7 +148,21 @@ class Flow:
                 exits += self._block(case.body, [c])
                 prev = [c]
             return exits + prev
+        if isinstance(node, ast.Pass):
+            return [self._new(None, [], preds)]  # GREAT has no CFG node for ``pass``
         return [self._new(rep.get(node), self._acc(node), preds)]
+
+    def _definition(self, node: ast.AST, preds: list[int], *, bind: bool) -> int:
+        """Defaults, decorators (each an instruction, as in GREAT), then the ``def``/``class`` itself."""
+        parts = list(node.decorator_list)
+        if isinstance(node, ast.ClassDef):
+            parts = node.bases + [k.value for k in node.keywords] + parts
+        else:
+            parts = node.args.defaults + [d for d in node.args.kw_defaults if d is not None] + parts
+        for part in parts:
+            preds = [self._new(self.rep.get(part), self._acc(part), preds)]
+        acc = [(self.node_occ[node], True)] if bind and node in self.node_occ else []
+        return self._new(self.rep.get(node), acc, preds)
 
     def _loop(self, node: ast.stmt, head: int, preds: list[int]) -> list[int]:
         loop = _Loop(head)
@@ -175,14 +179,12 @@ class Flow:
             acc = self._acc(h.type) if h.type is not None else []
             if h in self.node_occ:
                 acc.append((self.node_occ[h], True))
-            tok = self.rep.get(h.type) if h.type is not None else None
-            hids.append(self._new(tok if tok is not None else self.rep.get(h), acc, []))
+            tok = self.rep.get(h.type) if h.type is not None else None  # bare ``except:``: none
+            hids.append(self._new(tok, acc, []))
         for a, b in zip(hids, hids[1:]):
             self.instrs[a].succ.append(b)
         if hids:
             self._handlers.append(hids)
-            for p in preds:
-                self.instrs[p].succ.append(hids[0])
         exits = self._block(node.body, preds)
         if hids:
             self._handlers.pop()

@@ -105,8 +105,7 @@ class Scopes:
 
     def _add(self, node: ast.AST | None, tok: int | None, name: str, kind: str, scope: int,
              plain: bool = True) -> None:
-        if tok is None:
-            return
+        """Record an occurrence (when it has a token) and bind the name (even when it has none)."""
         if kind in BINDING_KINDS:
             target = scope
             if kind == "store" and isinstance(node, ast.Name) and getattr(node, "_walrus", False):
@@ -115,6 +114,8 @@ class Scopes:
             s = self.scopes[target]
             if name not in s.globals and name not in s.nonlocals:
                 s.locals.add(name)
+        if tok is None:
+            return
         idx = len(self.occ)
         self.occ.append(Occurrence(tok=tok, name=name, kind=kind, scope=scope, plain=plain))
         if node is not None:
@@ -140,7 +141,10 @@ class Scopes:
                 self._add(node, rep.get(node), node.name, "def", scope, plain=False)
         inner = self._new_scope("lambda" if is_lambda else "function", scope, node)
         for a in params:
-            self._add(a, rep.get(a), a.arg, "param", inner)
+            tok = rep.get(a)
+            if tok is not None and self.anchors.tokens[tok] != a.arg:
+                tok = None  # ``**kwargs`` is one token in GREAT and no occurrence of the variable
+            self._add(a, tok, a.arg, "param", inner)
         if is_lambda:
             self._expr(node.body, inner)
         else:

@@ -5,7 +5,8 @@ GREAT conventions reproduced (see ``docs/builder.md``):
 * the example starts with ``#NEWLINE#``; logical line ends are ``#NEWLINE#``; indentation changes are
   ``#INDENT#`` / ``#UNINDENT#``; comments and non-logical line breaks are dropped;
 * ``def name(`` is one token (``def`` + name + ``(``), ``class Name`` is one token;
-* ``is not`` and ``not in`` are one token each;
+* ``is not`` and ``not in`` are one token each; so is ``**name`` in a ``def``'s parameters (but
+  ``*name`` is two tokens, as in GREAT);
 * in ``import`` statements dotted names (``os.path``) and ``as name`` are one token each;
 * every string literal (including an f-string, also on Python >= 3.12) is one token, spelled as in
   the source;
@@ -89,6 +90,7 @@ def function_tokens(src: SourceFile, start: tuple[int, int], end: tuple[int, int
     by_start: dict[tuple[int, int], int] = {}
     by_end: dict[tuple[int, int], int] = {}
     in_import = False
+    param_depth = 0  # bracket depth inside a def's parameter list (0: outside)
     prev_type = tokenize.NEWLINE
 
     def emit(text: str, parts: list[tokenize.TokenInfo]) -> None:
@@ -138,6 +140,7 @@ def function_tokens(src: SourceFile, start: tuple[int, int], end: tuple[int, int
             if s == "def" and nxt is not None and nxt.type == tokenize.NAME and nxt2 is not None \
                     and nxt2.string == "(":
                 emit(f"def {nxt.string}(", [tok, nxt, nxt2])
+                param_depth = 1
                 i += 3
                 prev_type = tokenize.OP
                 continue
@@ -188,6 +191,16 @@ def function_tokens(src: SourceFile, start: tuple[int, int], end: tuple[int, int
             continue
         elif ttype == tokenize.OP and s == ";":
             in_import = False
+        elif param_depth and ttype == tokenize.OP:
+            if s in ("(", "[", "{"):
+                param_depth += 1
+            elif s in (")", "]", "}"):
+                param_depth -= 1
+            elif s == "**" and param_depth == 1 and nxt is not None and nxt.type == tokenize.NAME:
+                emit(f"**{nxt.string}", [tok, nxt])
+                i += 2
+                prev_type = tokenize.NAME
+                continue
         emit(s, [tok])
         prev_type = ttype
         i += 1
