@@ -102,22 +102,26 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             n = make_run(run_dir, n_samples=args.samples, epochs=args.epochs, rows_per_epoch=args.rows_per_epoch)
             print(f"generated {n:,} training rows in {time.perf_counter() - t0:.1f} s at {run_dir}", flush=True)
-        walls, peaks = [], []
+        walls, peaks, cpus = [], [], []
         for r in range(args.repeat):
             out = tmp / f"out{r}"
             cmd = [sys.executable, "-m", "trainstats", "analyze", str(run_dir), "--out", str(out), "--quiet"]
             t0 = time.perf_counter()
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.run(cmd, capture_output=True, text=True)
             walls.append(time.perf_counter() - t0)
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, max over children so far
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            peak = after.ru_maxrss  # KiB, max over children so far
+            before = before.ru_maxrss
             peaks.append(peak / 1024)
             if proc.returncode:
                 print(proc.stdout, proc.stderr, file=sys.stderr)
                 return proc.returncode
-            print(f"run {r}: {walls[-1]:.1f} s, peak RSS so far {peaks[-1]:.0f} MiB"
+            print(f"run {r}: {walls[-1]:.1f} s wall, {cpus[-1]:.1f} s CPU (user+sys), peak RSS so far {peaks[-1]:.0f} MiB"
                   + ("" if before < peak or r == 0 else " (not higher than an earlier run)"), flush=True)
-        print(f"analyze median wall {statistics.median(walls):.1f} s (target <= 60 s), "
+        print(f"analyze median wall {statistics.median(walls):.1f} s (target <= 60 s), median CPU "
+              f"{statistics.median(cpus):.1f} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
               f"peak RSS {max(peaks):.0f} MiB (target <= 2048 MiB); command: {' '.join(cmd[1:])}")
         return 0
     finally:

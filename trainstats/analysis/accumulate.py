@@ -43,14 +43,17 @@ class _Sums:
 
     @classmethod
     def zeros(cls, n: int, squares: bool = False) -> "_Sums":
-        return cls(np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, np.float64) if squares else None)
+        return cls(np.zeros(n, np.int32), np.zeros(n, np.float64), np.zeros(n, np.float64) if squares else None)
 
     def add(self, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
         ok = ~np.isnan(values)
         if not ok.any():
             return
         i, v = idx[ok], values[ok]
-        _add_grouped(self.n, i, np.ones(len(i), np.int64), unique)
+        if unique:
+            self.n[i] += 1
+        else:
+            np.add.at(self.n, i, 1)
         _add_grouped(self.s, i, v, unique)
         if self.ss is not None:
             _add_grouped(self.ss, i, v * v, unique)
@@ -77,9 +80,9 @@ class SampleStats:
         self.gold_prob = _Sums.zeros(n, squares=True)
         self.correct = _Sums.zeros(n)
         self._last = np.full(n, _UNSEEN, np.int8)
-        self._forget = np.zeros(n, np.int64)
-        self._first_learned = np.full(n, -1, np.int64)
-        self._for_good = np.full(n, -1, np.int64)
+        self._forget = np.zeros(n, np.int32)
+        self._first_learned = np.full(n, -1, np.int32)
+        self._for_good = np.full(n, -1, np.int32)
 
     # ------------------------------------------------------------------ feeding
     def update(

@@ -84,7 +84,7 @@ def _curve(ys: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _sorted_desc(y: np.ndarray, s: np.ndarray, order: np.ndarray | None = None):
     if order is None:
-        order = np.argsort(-s, kind="stable")
+        order = np.argsort(-s)  # order inside a tie group does not matter: ties are one threshold
     return y[order], s[order]
 
 
@@ -181,8 +181,9 @@ def calibrated_cutoff(y, s, *, recall_target: float = 0.99, seed: int = 0) -> di
     The AUM "threshold samples" idea (Pleiss et al. 2020, section 3): samples known to be
     mislabelled tell where mislabelled samples score. Here the noisy samples are split at random
     (``numpy.random.default_rng(seed)``) into a calibration half ``C`` (``ceil(n_+/2)``) and an
-    evaluation half ``E``. The cut-off is ``t = quantile(s[C], 1 - recall_target)`` (linear
-    interpolation), i.e. the suspicion above which ``recall_target`` of ``C`` lies (Pleiss: the
+    evaluation half ``E``. The cut-off is ``t = quantile(s[C], 1 - recall_target)``, the empirical
+    quantile (numpy ``method="inverted_cdf"``: an actual calibration score, so ``inf`` scores stay
+    usable), i.e. the suspicion at or above which about ``recall_target`` of ``C`` lies (Pleiss: the
     99th percentile of the threshold samples' AUM). Samples with ``s >= t`` are flagged. Reported
     on ``E`` plus all clean samples (never used for calibration): precision, recall (on ``E``),
     false-positive rate (on clean), and the evaluation base rate ``|E| / (|E| + n_-)``.
@@ -203,13 +204,21 @@ def calibrated_cutoff(y, s, *, recall_target: float = 0.99, seed: int = 0) -> di
     perm = np.random.default_rng(seed).permutation(pos)
     n_cal = (len(pos) + 1) // 2
     cal, ev = perm[:n_cal], perm[n_cal:]
-    t = float(np.quantile(s[cal], 1.0 - recall_target))
+    t = float(np.quantile(s[cal], 1.0 - recall_target, method="inverted_cdf"))
     tp = int((s[ev] >= t).sum())
     fp = int((s[neg] >= t).sum())
     out.update(cutoff=t, n_calibration=float(len(cal)), n_evaluation=float(len(ev)),
                precision=tp / (tp + fp) if tp + fp else nan, recall=tp / len(ev), fpr=fp / len(neg),
                eval_base_rate=len(ev) / (len(ev) + len(neg)))
     return out
+
+
+def _kind_array(col: pd.Series) -> np.ndarray:
+    """Noise kinds as an object array with "" for null (cheap for categoricals)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        names = np.append(np.asarray(col.cat.categories, dtype=object).astype(str), "")
+        return names[col.cat.codes.to_numpy()]  # code -1 (null) picks the trailing ""
+    return col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
 
 
 def evaluate_detectors(scores: pd.DataFrame, *, recall_target: float = 0.99, seed: int = 0,
@@ -235,8 +244,7 @@ def evaluate_detectors(scores: pd.DataFrame, *, recall_target: float = 0.99, see
     for gkey, g in groups:
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, gkey if isinstance(gkey, tuple) else (gkey,)))
         noise = g["noise"].to_numpy(bool)
-        kinds = g["noise_kind"].astype("string").fillna("") if "noise_kind" in g else pd.Series([""] * len(g))
-        kind_arr = kinds.to_numpy(dtype=object, na_value="")
+        kind_arr = _kind_array(g["noise_kind"]) if "noise_kind" in g else np.full(len(g), "", object)
         kind_names = sorted(k for k in set(kind_arr[noise]) if k)
         if not noise.any():
             messages.append(f"detection skipped for {label or 'all samples'}: no sample is flagged noisy")
@@ -252,7 +260,7 @@ def evaluate_detectors(scores: pd.DataFrame, *, recall_target: float = 0.99, see
             if not defined.any():
                 messages.append(f"{label}: score {score} skipped: no sample has a defined value")
                 continue
-            order = np.argsort(-s_all, kind="stable")  # NaN last; one sort serves every noise kind
+            order = np.argsort(-s_all)  # NaN last; one sort serves every noise kind
             for kind in ["all"] + (kind_names if len(kind_names) > 1 else []):
                 pos = noise if kind == "all" else noise & (kind_arr == kind)
                 use = defined & (pos | ~noise)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from trainstats.analysis.accumulate import SampleStats
 from trainstats.analysis.columns import RunInfo, context_columns, discover_heads, run_info
-from trainstats.analysis.metrics import NOISE_GROUPS, gini, sorted_curve
+from trainstats.analysis.metrics import gini_of_sorted, sorted_curve
 from trainstats.analysis.scores import SCORE_NAMES
 from trainstats.analysis.source import RunSource, as_bool, as_float
 
@@ -98,8 +98,6 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
         result = _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts if sp == "train" else None,
                              rng, max_loss_samples, progress)
         keys, stats, noise, kinds, ctx = result
-        if sp == split:
-            scores = _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs)
         if sp != "train":
             for head, st in stats.items():
                 for score in CURVE_SCORES:
@@ -114,6 +112,9 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
                         c.insert(0, "head", head)
                         c.insert(0, "split", sp)
                         curve_parts.append(c)
+        if sp == split:  # last: it releases each head's running state once its columns exist
+            scores = _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs)
+        del result, stats
     if splits and len(src.epochs(split)) == 1:
         msgs.add(f"{label}: only one {split} epoch recorded; variability and forgetting events use the "
                  "appearances inside that epoch only")
@@ -150,10 +151,9 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
         t = src.read(sp, epoch, list(dict.fromkeys(wanted)))
         if t.num_rows == 0:
             continue
-        idx = np.searchsorted(keys, t.column("sample_key").to_numpy())
-        step = t.column("step").to_numpy()
-        order = np.lexsort((step, idx))
-        idx = idx[order]
+        raw = t.column("sample_key").to_numpy()
+        order = np.lexsort((t.column("step").to_numpy(), raw))
+        idx = np.searchsorted(keys, raw[order])  # sorted needles: cache-friendly
         unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
         nz = as_bool(t.column("noise"))[order]
         if unique:
@@ -192,37 +192,46 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
 
 
 def _epoch_metrics(rows, sp, epoch, head, vals, noise, bug, idx, unique):
-    subsets = [("all", None)]
-    if bug is not None:
-        subsets += [("buggy", bug == 1), ("bug_free", bug == 0)]
-    for subset, smask in subsets:
-        for group in NOISE_GROUPS:
-            mask = smask
-            if group != "all":
-                g = noise if group == "noisy" else ~noise
-                mask = g if mask is None else (mask & g)
-            for metric, stat in (("accuracy", "correct"), ("mean_loss", "loss")):
-                if stat not in vals:
-                    continue
-                v = vals[stat] if mask is None else vals[stat][mask]
-                ok = ~np.isnan(v)
-                if ok.any():
+    """Accuracy and mean loss per (subset, noise group) via one bincount over 6 cells, and the Gini
+    coefficient of the per-sample loss per noise group from one sort."""
+    # cell = bug code (0 bug-free, 1 buggy, 2 unknown) * 2 + noisy
+    bcode = np.full(len(noise), 2, np.int64) if bug is None else np.where(np.isnan(bug), 2, bug > 0.5).astype(np.int64)
+    cell = bcode * 2 + noise
+    subsets = [("all", slice(None))] + ([("buggy", 1), ("bug_free", 0)] if bug is not None else [])
+    groups = (("all", slice(None)), ("clean", 0), ("noisy", 1))
+    for metric, stat in (("accuracy", "correct"), ("mean_loss", "loss")):
+        v = vals.get(stat)
+        if v is None:
+            continue
+        ok = ~np.isnan(v)
+        cnt = np.bincount(cell[ok], minlength=6).reshape(3, 2)
+        tot = np.bincount(cell[ok], weights=v[ok], minlength=6).reshape(3, 2)
+        for subset, si in subsets:
+            for group, gi in groups:
+                c = int(cnt[si][..., gi].sum())
+                if c:
                     rows.append(dict(split=sp, epoch=epoch, head=head, subset=subset, noise_group=group,
-                                     metric=metric, value=float(v[ok].mean()), n=int(ok.sum())))
-            if subset == "all" and "loss" in vals:
-                loss = vals["loss"]
-                m = np.ones(len(loss), bool) if mask is None else mask
-                m = m & ~np.isnan(loss)
-                if not m.any():
-                    continue
-                if unique:
-                    per_sample = loss[m]
-                else:  # a sample seen several times in the epoch: its mean loss there
-                    i = idx[m]
-                    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
-                    per_sample = np.add.reduceat(loss[m], starts) / np.diff(np.r_[starts, len(i)])
-                rows.append(dict(split=sp, epoch=epoch, head=head, subset=subset, noise_group=group,
-                                 metric="gini_loss", value=gini(per_sample), n=int(len(per_sample))))
+                                     metric=metric, value=float(tot[si][..., gi].sum() / c), n=c))
+    loss = vals.get("loss")
+    if loss is None:
+        return
+    ok = ~np.isnan(loss)
+    if not ok.any():
+        return
+    if unique:
+        per_sample, flag = loss[ok], noise[ok]
+    else:  # a sample seen several times in the epoch: its mean loss there
+        i = idx[ok]
+        starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+        per_sample = np.add.reduceat(loss[ok], starts) / np.diff(np.r_[starts, len(i)])
+        flag = noise[ok][starts]
+    order = np.argsort(per_sample)
+    xs, fs = per_sample[order], flag[order]
+    for group, sel in (("all", None), ("clean", ~fs), ("noisy", fs)):
+        x = xs if sel is None else xs[sel]
+        if len(x):
+            rows.append(dict(split=sp, epoch=epoch, head=head, subset="all", noise_group=group,
+                             metric="gini_loss", value=gini_of_sorted(x), n=int(len(x))))
 
 
 def _keep_losses(parts, epoch, head, loss, noise, rng, max_loss):
@@ -253,9 +262,11 @@ def _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs) -> pd
             cols[name] = pd.array(np.where(np.isnan(v), None, v == 1), dtype="boolean")
         else:
             cols[name] = v
-    for head, st in stats.items():
+    for head in list(stats):
+        st = stats.pop(head)
         cols[f"{head}_n"] = st.n_appearances.astype(np.float32)
         for score in SCORE_NAMES:
             if heads[head].get(_NEEDS[score]) is not None:
                 cols[f"{head}_{score}"] = getattr(st, score)
-    return pd.DataFrame(cols)
+        del st
+    return pd.DataFrame(cols, copy=False)  # no block consolidation: no second copy of the scores

@@ -13,12 +13,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
-from trainstats.store import open_dataset, read_metadata, read_samples
+from trainstats.store import open_dataset, read_metadata
 
-__all__ = ["RunSource", "as_float", "as_bool"]
+__all__ = ["RunSource", "as_float", "as_bool", "sorted_unique"]
 
 _EPOCH_DIR = re.compile(r"^epoch=(-?\d+)$")
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` by sorting (numpy's hash-based unique is slower on large int64 key arrays)."""
+    a = np.sort(a)
+    if len(a) < 2:
+        return a
+    keep = np.empty(len(a), bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
 
 
 def as_float(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -88,20 +100,35 @@ class RunSource:
         return self.dataset.to_table(columns=columns, filter=expr)
 
     def sample_keys(self, split: str, epochs: list[int]) -> np.ndarray:
-        """Sorted distinct ``sample_key`` of a split (one column read per epoch)."""
-        parts = [np.asarray(pc.unique(self.read(split, e, ["sample_key"]).column("sample_key")).to_numpy())
-                 for e in epochs]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        """Sorted distinct ``sample_key`` of a split (the key column read once per epoch, merged)."""
+        acc = np.zeros(0, np.int64)
+        for e in epochs:
+            u = sorted_unique(self.read(split, e, ["sample_key"]).column("sample_key").to_numpy())
+            if len(acc):
+                pos = np.minimum(np.searchsorted(acc, u), len(acc) - 1)
+                u = u[acc[pos] != u]
+            if len(u):
+                acc = sorted_unique(np.concatenate([acc, u]))
+        return acc
 
     def sample_ids(self, keys: np.ndarray) -> tuple[pa.Array, int]:
-        """``(sample_id array aligned with keys (null when unregistered), number unregistered)``."""
-        table = read_samples(self.run_dir).sort_by("sample_key")
-        skeys = table.column("sample_key").to_numpy()
-        if len(skeys) == 0:
+        """``(sample_id array aligned with sorted keys (null when unregistered), number unregistered)``.
+
+        Reads the ``samples/`` side table directly (key collisions are checked by
+        :func:`trainstats.store.read_samples`, not here)."""
+        files = sorted((self.run_dir / "samples").glob("part-*.parquet"))
+        if not files or not len(keys):
             return pa.nulls(len(keys), pa.string()), len(keys)
+        table = pa.concat_tables(pq.read_table(f, columns=["sample_key", "sample_id"]) for f in files)
+        all_keys = table.column("sample_key").to_numpy()
+        order = np.argsort(all_keys, kind="stable")
+        sk = all_keys[order]
+        first = np.ones(len(sk), bool)
+        first[1:] = sk[1:] != sk[:-1]
+        skeys, rows = sk[first], order[first]
         pos = np.minimum(np.searchsorted(skeys, keys), len(skeys) - 1)
         hit = skeys[pos] == keys
-        ids = pc.take(table.column("sample_id"), pa.array(pos)).combine_chunks()
+        ids = pc.take(table.column("sample_id").combine_chunks(), pa.array(rows[pos]))
         if not hit.all():
             ids = pc.if_else(pa.array(hit), ids, pa.scalar(None, pa.string()))
         return ids, int((~hit).sum())

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from trainstats.analysis.detection import DIRECTIONS, evaluate_detectors
@@ -35,7 +36,7 @@ def head_scores(scores: pd.DataFrame, head: str) -> pd.DataFrame:
     prefix = f"{head}_"
     cols = {c: c[len(prefix):] for c in scores.columns
             if c.startswith(prefix) and c[len(prefix):] in DIRECTIONS}
-    keep = [c for c in ("run", "sample_key", "noise", "noise_kind") if c in scores.columns]
+    keep = [c for c in ("noise", "noise_kind") if c in scores.columns]
     return scores[keep + list(cols)].rename(columns=cols)
 
 
@@ -83,7 +84,7 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
             df = getattr(r, key)
             if len(df):
                 df = df.copy() if key != "scores" else df
-                df.insert(0, "run", name)
+                df.insert(0, "run", pd.Categorical.from_codes(np.zeros(len(df), np.int8), [name]))
                 frames[key].append(df)
         for head in r.heads:
             if not len(r.scores):

@@ -1,0 +1,113 @@
+"""Overhead of trainstats' GREAT instrumentation: samples/s of the instrumented vs the plain training loop.
+
+Needs a GREAT checkout (VHellendoorn/ICLR20-Great) and GREAT-format data with a ``train/`` folder::
+
+    python bench/great_overhead.py --checkout /path/to/ICLR20-Great --data DATA_ROOT [--family great]
+
+Both loops train one tiny model (hidden 64, 2 layers) in this process, in interleaved blocks of
+``--block`` batches: the plain loop is GREAT's training step on GREAT's own ``DataLoader.batcher``; the
+instrumented loop is the same step on :class:`trainstats.great.IdBatcher` plus per-sample stats from
+the same forward pass and a ``RunWriter`` row write per batch (into a temporary run directory). Prints
+per-round samples/s and the median ratio (target: overhead <= 3 %).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TINY = {
+    "model": {"configuration": "great", "base": {"hidden_dim": 64, "dropout_rate": 0.1, "num_edge_types": 24},
+              "rnn": {"num_layers": 2}, "ggnn": {"time_steps": [1, 1], "residuals": {"1": [0]}, "add_type_bias": True},
+              "transformer": {"ff_dim": 128, "num_layers": 2, "attention_dim": 64, "num_heads": 4}},
+    "data": {"max_batch_size": 2000, "max_buffer_size": 5, "max_sequence_length": 256, "valid_interval": 10 ** 9,
+             "max_valid_samples": 100, "max_token_length": 10},
+    "training": {"max_steps": 1, "print_freq": 10 ** 9, "learning_rate": 0.0001},
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkout", default=os.environ.get("TRAINSTATS_GREAT_CHECKOUT"), required=False)
+    ap.add_argument("--data", required=True, help="data root with a train/ folder of GREAT shards")
+    ap.add_argument("--family", default="great", help="model configuration, e.g. great, ggnn, 'rnn great rnn'")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--block", type=int, default=10, help="batches per timed block")
+    args = ap.parse_args()
+    if not args.checkout:
+        ap.error("--checkout (or TRAINSTATS_GREAT_CHECKOUT) is required")
+
+    from trainstats.great.checkout import load_checkout, seed_everything
+
+    great = load_checkout(args.checkout)
+    import tensorflow as tf
+
+    from trainstats.great.batching import IdBatcher
+    from trainstats.great.recorder import GreatRecorder
+    from trainstats.great.stats import per_sample_stats_fn
+
+    config = TINY
+    config["model"]["configuration"] = args.family
+    data = great.make_data(args.data, config, Path(args.checkout) / "vocab.txt")
+    seed_everything(0)
+    model = great.meta_model.VarMisuseModel(config["model"], data.vocabulary.vocab_dim)
+    model.run_dummy_input()
+    optimizer = tf.optimizers.Adam(config["training"]["learning_rate"])
+    losses, accs, counts = great.run_model.get_metrics()
+    recorder = GreatRecorder(Path(tempfile.mkdtemp(prefix="great-bench-")) / "run")
+
+    def step(batch, record: bool, n: int) -> int:
+        tokens, edges, error_loc, repair_targets, repair_candidates = batch[:5]
+        token_mask = tf.clip_by_value(tf.reduce_sum(tokens, -1), 0, 1)
+        with tf.GradientTape() as tape:
+            preds = model(tokens, token_mask, edges, training=True)
+            ls, acs = model.get_loss(preds, token_mask, error_loc, repair_targets, repair_candidates)
+            loss = ls[0] + ls[1]
+        grads = tape.gradient(loss, model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 0.25)
+        if record:
+            stats = per_sample_stats_fn(preds, token_mask, error_loc, repair_targets, repair_candidates)
+        optimizer.apply_gradients(list(zip(grads, model.trainable_variables)))
+        if record:
+            recorder.write_batch(split="train", epoch=0, step=n, batch=n, sample_ids=batch[5].numpy(),
+                                 n_tokens=batch[6].numpy(), stats=stats)
+        num_buggy = tf.reduce_sum(tf.clip_by_value(error_loc, 0, 1))
+        great.run_model.update_metrics(losses, accs, counts, token_mask, ls, acs, num_buggy)
+        return int(tf.shape(token_mask)[0].numpy())  # GREAT syncs here too (tracker.update_samples)
+
+    plain_it = iter(data.batcher(mode="train"))
+    inst_it = iter(IdBatcher(data).batcher("train"))
+    n = 0
+
+    def block(record: bool, batches: int) -> float:
+        nonlocal n
+        it = inst_it if record else plain_it
+        samples, start = 0, time.perf_counter()
+        for _ in range(batches):
+            samples += step(next(it), record, n)
+            n += 1
+        return samples / (time.perf_counter() - start)
+
+    block(False, 3), block(True, 3)  # trace both paths
+    ratios = []
+    print(f"family={args.family} block={args.block} batches, tf {tf.__version__}, {os.cpu_count()} CPUs")
+    for r in range(args.rounds):
+        order = (False, True) if r % 2 == 0 else (True, False)
+        rate = {rec: block(rec, args.block) for rec in order}
+        ratios.append(rate[True] / rate[False])
+        print(f"round {r}: plain {rate[False]:7.1f} samples/s  instrumented {rate[True]:7.1f} samples/s  "
+              f"ratio {ratios[-1]:.3f}")
+    recorder.close()
+    med = statistics.median(ratios)
+    print(f"median instrumented/plain samples/s ratio: {med:.3f}  (overhead {100 * (1 - med):+.1f} %; "
+          f"rows written {recorder.writer.rows_written})")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    sys.exit(main())
