@@ -147,3 +147,12 @@ def test_kind_without_predicate_probes_apply(examples):
         assert any(flags) and not all(flags)
     finally:
         _REGISTRY.pop("test-drop-strings")
+
+
+def test_noise_package_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, trainstats.noise as n; n.induce_noise; n.load_manifest; "
+            "sys.exit(1 if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
