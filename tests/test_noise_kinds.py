@@ -156,3 +156,31 @@ def test_noise_package_does_not_import_tensorflow():
     code = ("import sys, trainstats.noise as n; n.induce_noise; n.load_manifest; "
             "sys.exit(1 if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_custom_kinds_through_the_pipeline(great_dev_dir, tmp_path):
+    """needs_edges kinds see real edges; a kind whose output breaks the kept edges is refused."""
+    from trainstats.noise import induce_noise, load_manifest
+
+    @register_kind("test-reverse-edges", description="reverse edge order (test only)", needs_edges=True,
+                   eligible=lambda ex: len(ex["edges"]) > 1)
+    def _reverse(example, rng):
+        return dict(example, edges=example["edges"][::-1]) if len(example["edges"]) > 1 else None
+
+    @register_kind("test-truncate", description="drop the last token (test only)")
+    def _truncate(example, rng):
+        return dict(example, source_tokens=example["source_tokens"][:-1])
+
+    try:
+        induce_noise(great_dev_dir, tmp_path / "rev", kind="test-reverse-edges", level=0.1, seed=0, workers=1)
+        manifest = load_manifest(tmp_path / "rev")
+        src = {sid: ex for sid, ex in iter_examples(great_dev_dir)}
+        out = {sid: ex for sid, ex in iter_examples(tmp_path / "rev")}
+        for sid in manifest["sample_id"]:
+            assert out[sid]["edges"] == src[sid]["edges"][::-1]
+        with pytest.raises(RuntimeError, match=r"'test-truncate' produced an invalid example: field 'edges'"):
+            induce_noise(great_dev_dir, tmp_path / "cut", kind="test-truncate", level=1.0, seed=0, workers=1)
+        assert not any((tmp_path / "cut").iterdir())
+    finally:
+        _REGISTRY.pop("test-reverse-edges")
+        _REGISTRY.pop("test-truncate")

@@ -197,3 +197,23 @@ def test_validate_selected_gives_identical_output(noised, great_dev_dir, tmp_pat
         assert summary["splits"]["dev"][cls]["noised"] == ref_summary["splits"]["dev"][cls]["noised"]
         assert (summary["splits"]["dev"][cls]["ineligible_seen"]
                 == ref_summary["splits"]["dev"][cls]["ineligible_seen"])
+
+
+def test_split_subfolders_are_mirrored_and_selected_per_split(great_dev_dir, tmp_path):
+    from trainstats.varmisuse import shard_name
+
+    src = list_shards(great_dev_dir)[0].read_bytes().splitlines(keepends=True)
+    folder = tmp_path / "in"
+    for split, part in (("train", src[:80]), ("dev", src[80:120])):
+        (folder / split).mkdir(parents=True)
+        (folder / split / shard_name(split, 0, 1)).write_bytes(b"".join(part))
+    out = tmp_path / "out"
+    summary = induce_noise(folder, out, kind="label", level=0.5, seed=11, workers=1)
+    for split, part in (("train", src[:80]), ("dev", src[80:120])):
+        got = out / split / shard_name(split, 0, 1)
+        assert got.is_file() and got.read_bytes().count(b"\n") == len(part)
+        n_buggy = sum(json.loads(line)["has_bug"] for line in part)
+        assert summary["splits"][split]["buggy"]["noised"]["label"] == count_for_level(0.5, n_buggy)
+    manifest = load_manifest(out)
+    assert set(manifest["split"]) == {"train", "dev"}
+    assert all(sid.startswith(f"{sp}__") for sid, sp in zip(manifest["sample_id"], manifest["split"]))

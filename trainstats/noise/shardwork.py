@@ -6,14 +6,15 @@ so they give the same result in any process, in any order.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from trainstats.noise.kinds import NoiseKind
 from trainstats.noise.rng import example_random
-from trainstats.varmisuse import InvalidExample, decode_line, validate_example
-from trainstats.varmisuse.lines import encode_example, parse_line
+from trainstats.varmisuse import InvalidExample, validate_example
+from trainstats.varmisuse.lines import ParsedLine, encode_example, parse_line
 
 __all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard", "check_lines", "check_task", "CheckTask",
            "quick_class", "MANIFEST_FIELDS"]
@@ -28,6 +29,13 @@ MANIFEST_FIELDS = ("sample_id", "split", "noise_kind", "level", "seed", "orig_ha
 
 #: line prefixes that announce the class without a parse (the canonical GREAT layout)
 _PREFIXES = ((b'{"has_bug": true, ', BUGGY), (b'{"has_bug": false, ', BUG_FREE))
+
+
+def _for_kind(parsed: ParsedLine, raw: bytes, kind: NoiseKind) -> dict:
+    """The example as ``kind`` may see it: with real edges only if it declared ``needs_edges``."""
+    if kind.needs_edges and parsed.edges_raw is not None:
+        return dict(parsed.example, edges=json.loads(parsed.edges_raw))
+    return parsed.example
 
 
 def quick_class(raw: bytes) -> int | None:
@@ -82,7 +90,7 @@ def scan_shard(task: ScanTask) -> ScanResult:
             digest.update(raw)
             n_bytes += len(raw)
             try:
-                example = parse_line(raw, where=f"{task.path}:{lineno}").example
+                parsed = parse_line(raw, where=f"{task.path}:{lineno}")
             except InvalidExample as exc:
                 if not task.skip_invalid:
                     raise
@@ -91,9 +99,9 @@ def scan_shard(task: ScanTask) -> ScanResult:
                 for lst in elig:
                     lst.append(False)
                 continue
-            classes.append(BUGGY if example["has_bug"] else BUG_FREE)
+            classes.append(BUGGY if parsed.example["has_bug"] else BUG_FREE)
             for lst, kind in zip(elig, task.kinds):
-                lst.append(kind.is_eligible(example))
+                lst.append(kind.is_eligible(_for_kind(parsed, raw, kind)))
     n = len(classes)
     return ScanResult(
         n_lines=n, n_bytes=n_bytes, sha256=digest.hexdigest(),
@@ -158,13 +166,13 @@ def check_lines(path: str, lines: np.ndarray, offsets: np.ndarray, kind: NoiseKi
             fh.seek(int(offsets[i]))
             raw = fh.readline()
             try:
-                example = parse_line(raw, where=f"{path}:{int(lines[i])}").example
+                parsed = parse_line(raw, where=f"{path}:{int(lines[i])}")
             except InvalidExample as exc:
                 if not skip_invalid:
                     raise
                 invalid.append((int(lines[i]), str(exc)))
                 continue
-            result[i] = kind.is_eligible(example)
+            result[i] = kind.is_eligible(_for_kind(parsed, raw, kind))
     return result, invalid
 
 
@@ -194,12 +202,15 @@ def _noise_one(raw: bytes, where: str, kind: NoiseKind, seed: int, sample_id: st
     parsed = parse_line(raw, where=where, check_edges=False)
     example, edges_raw = parsed.example, parsed.edges_raw
     if kind.needs_edges and edges_raw is not None:
-        example, edges_raw = decode_line(raw, where=where), None
+        example, edges_raw = dict(example, edges=json.loads(edges_raw)), None
     new = kind.apply(example, example_random(seed, kind.name, sample_id))
     if new is None:
         raise RuntimeError(f"{where}: noise kind {kind.name!r} refused an example it declared eligible")
     try:
-        validate_example(new)
+        if edges_raw is not None and len(new["source_tokens"]) != len(example["source_tokens"]):
+            validate_example(dict(new, edges=json.loads(edges_raw)))  # kept edges must still fit
+        else:
+            validate_example(new)
     except InvalidExample as exc:
         raise RuntimeError(f"{where}: noise kind {kind.name!r} produced an invalid example: {exc}") from None
     body = raw.rstrip(b"\r\n")

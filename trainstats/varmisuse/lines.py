@@ -105,8 +105,8 @@ def _fast(raw: bytes, check_edges: bool = True) -> ParsedLine | None:
 def parse_line(raw: bytes, *, where: str, check_edges: bool = True) -> ParsedLine:
     """Decode and validate one shard line (fast path for canonical lines, see module docstring).
 
-    ``check_edges=False`` skips step 3 (the edges bytes are *not* checked): only for a line this
-    process already validated with ``check_edges=True``.
+    ``check_edges=False`` skips step 3 (the edges bytes are *not* checked): only for a line already
+    validated with ``check_edges=True`` (e.g. by an earlier pass over the same file).
 
     Raises:
         InvalidExample: exactly as :func:`~trainstats.varmisuse.decode_line` (``where`` prefixes it).
