@@ -58,8 +58,12 @@ class Flow:
         self._fn: list[ast.AST] = []
         self._definition(func, [], bind=False)  # the root's defaults and decorators, then its "def"
         self._unit(func)
+        done = {id(func)}
         while self._pending:
-            self._unit(self._pending.pop(0))
+            node = self._pending.pop(0)
+            if id(node) not in done:
+                done.add(id(node))
+                self._unit(node)
 
     # -- building --------------------------------------------------------------------------------
     def _new(self, tok: int | None, acc: list[tuple[int, bool]], preds: list[int]) -> int:
