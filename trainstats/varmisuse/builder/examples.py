@@ -43,6 +43,8 @@ def function_examples(src: SourceFile, tree: Tree, func: ast.AST, *, rng: random
     Skips (with a reason) functions longer than ``max_tokens`` tokens and functions with no possible
     misuse (see :mod:`trainstats.varmisuse.builder.bugs`).
     """
+    if _few_bindings(func, tree):
+        return FunctionResult([], "no variable misuse possible", 0)
     start, end = function_span(src, func)
     ft = function_tokens(src, start, end)
     tokens = ft.tokens
@@ -75,6 +77,38 @@ def function_examples(src: SourceFile, tree: Tree, func: ast.AST, *, rng: random
         "provenances": [provenance],
     }
     return FunctionResult([clean, buggy], None, len(tokens))
+
+
+def _few_bindings(func: ast.AST, tree: Tree) -> bool:
+    """Cheap pre-check: True when fewer than two names can be bound in ``func`` (so no misuse).
+
+    Over-counts (nested scopes included), so it never skips a function that has a misuse.
+    """
+    names: set[str] = set()
+    stack = [func.args]
+    stack.extend(func.body)
+    children = tree.children
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Load):
+                names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add(node.asname or node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        if len(names) >= 2:
+            return False
+        stack.extend(children[node])
+    return True
 
 
 def _candidates(scopes: Scopes, rename: tuple[int, str] | None, *, with_names: bool) -> list:
