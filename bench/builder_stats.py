@@ -79,7 +79,8 @@ def stats(examples: list[dict]) -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "great" / "dev")
     parser.add_argument("--built", type=Path, default=None, help="existing build (skips building)")
     parser.add_argument("--src", type=Path, default=None, help="source tree to build (default: the stdlib)")
@@ -99,7 +100,8 @@ def main() -> int:
         summary = build_varmisuse(args.src, built, seed=args.seed, workers=args.workers, progress=True)
         wall = time.perf_counter() - t0
         child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (time.process_time() - cpu0) + (child1.ru_utime - child0.ru_utime) + (child1.ru_stime - child0.ru_stime)
+        cpu = (time.process_time() - cpu0) + (child1.ru_utime - child0.ru_utime) \
+            + (child1.ru_stime - child0.ru_stime)
         with open("/proc/loadavg") as fh:
             load = fh.read().split()[:3]
         print(f"build of {summary.src_dir}: wall {wall:.1f} s, CPU {cpu:.1f} s (all processes), "

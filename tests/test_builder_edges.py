@@ -110,7 +110,8 @@ def test_calls_returns_and_formal_args():
     assert _edges(clean, "CALLS") == [(call, t.index("def inner("))]
     assert _edges(clean, "RETURNS_TO") == [(t.index("return"), call)]
     q_kw = t.index("q", callee)
-    assert sorted(_edges(clean, "FORMAL_ARG_NAME")) == sorted([(callee + 2, t.index("p")), (q_kw, t.index("q"))])
+    expected = [(callee + 2, t.index("p")), (q_kw, t.index("q"))]
+    assert sorted(_edges(clean, "FORMAL_ARG_NAME")) == sorted(expected)
 
 
 def test_comprehension_and_nested_scopes_are_not_function_variables():

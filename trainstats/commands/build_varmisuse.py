@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"trainstats build-varmisuse: {e}", file=sys.stderr)
         return 2
     print(f"source: {summary.src_dir if src is not None else default_source_dir()}")
-    print(f"files: {summary.n_files} found, {summary.n_files_used} read, {len(summary.skipped_files)} skipped")
+    print(f"files: {summary.n_files} found, {summary.n_files_used} read, "
+          f"{len(summary.skipped_files)} skipped")
     for item in summary.skipped_files[:10]:
         print(f"  skipped {item['reason']}")
     if len(summary.skipped_files) > 10:

@@ -86,7 +86,8 @@ def _validate(src: Path, out: Path, seed, max_functions, split_by, fractions, ma
         raise FileNotFoundError(f"source directory {str(src)!r} does not exist")
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {str(out)!r} exists and is not a directory")
-    for name, value in (("seed", seed), ("max_tokens", max_tokens), ("examples_per_shard", examples_per_shard)):
+    for name, value in (("seed", seed), ("max_tokens", max_tokens),
+                        ("examples_per_shard", examples_per_shard)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, received {type(value).__name__} {value!r}")
     if max_functions is not None and (not isinstance(max_functions, int) or max_functions < 1):
@@ -143,14 +144,16 @@ def build_varmisuse(src_dir: str | os.PathLike | None, out_dir: str | os.PathLik
     stdlib = src_dir is None
     src = default_source_dir() if stdlib else Path(src_dir)
     out = Path(out_dir)
-    _validate(src, out, seed, max_functions, split_by, split_fractions, max_tokens, examples_per_shard, workers)
+    _validate(src, out, seed, max_functions, split_by, split_fractions, max_tokens, examples_per_shard,
+              workers)
     if not stdlib:
         stdlib = src.resolve() == default_source_dir().resolve()
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
     license = license or ("PSF-2.0" if stdlib else "unknown")
     dataset_name = dataset_name or (f"python{ver}-stdlib" if stdlib else src.resolve().name)
 
-    existing = [p for s in SPLITS if (out / s).is_dir() for p in (out / s).iterdir() if SHARD_PATTERN.match(p.name)]
+    existing = [p for s in SPLITS if (out / s).is_dir()
+                for p in (out / s).iterdir() if SHARD_PATTERN.match(p.name)]
     if existing and not overwrite:
         raise FileExistsError(f"{str(out)!r} already holds {len(existing)} shard file(s) (e.g. "
                               f"{existing[0].name!r}); pass overwrite=True (--overwrite) to replace them")

@@ -36,5 +36,6 @@ def examples_from_source(text: str, *, seed: int = 0, filepath: str = "<string>"
             "function": qual, "line": func.lineno,
         }}
         rng = random.Random(f"{seed}:{filepath}:{qual}:{func.lineno}")
-        out.extend(function_examples(src, tree, func, rng=rng, max_tokens=max_tokens, provenance=provenance).examples)
+        result = function_examples(src, tree, func, rng=rng, max_tokens=max_tokens, provenance=provenance)
+        out.extend(result.examples)
     return out
