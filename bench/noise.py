@@ -9,7 +9,9 @@ the same run and on the same files (page cache warm for all):
 - trainstats: ``induce_noise`` with ``validate="selected"`` and ``"all"`` (the default), each with
   all cores (the default) and with one worker.
 
-Prints the median of --repeats runs as MB/s (input bytes) and examples/s, and the ratios.
+Prints the median of --repeats runs as MB/s (input bytes) and examples/s, and the ratios; and
+the CPU seconds used (this process plus its joined workers), a measure of work that other jobs on a
+shared machine distort less than wall-clock time.
 
     .venv/bin/python bench/noise.py                 # 200 MB, label noise at 25 %
     .venv/bin/python bench/noise.py --kind inject-repair --level 50 --mb 300
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -35,6 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 def _default_source() -> Path:
     shared = Path(os.environ.get("TRAINSTATS_SHARED", REPO.parent / "shared"))
     return shared / "data" / "great" / "dev"
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished (joined) child processes."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def make_input(source: Path, folder: Path, target_mb: float) -> tuple[int, int]:
@@ -92,19 +101,29 @@ def main(argv: list[str] | None = None) -> int:
             "noise --validate all (1 worker)": ours("all", 1),
         }
         times: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for rep in range(args.repeats):
-            for name, fn in runs.items():   # interleaved, so machine noise hits all alike
-                out = work / f"out-{rep}-{len(times[name])}-{abs(hash(name))}"
+            for i, (name, fn) in enumerate(runs.items()):   # interleaved, so machine noise hits all alike
+                out = work / f"out-{rep}-{i}"
+                c0 = _cpu_seconds()
                 t0 = time.perf_counter()
                 fn(out)
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(_cpu_seconds() - c0)
                 shutil.rmtree(out)
         base = statistics.median(times[next(iter(runs))])
+        base_cpu = statistics.median(cpu[next(iter(runs))])
+        print("wall clock (median of runs):")
         for name, ts in times.items():
             med = statistics.median(ts)
-            print(f"{name:40s} median {med:6.2f} s  {n_bytes / 1e6 / med:7.1f} MB/s  "
+            print(f"  {name:40s} {med:6.2f} s  {n_bytes / 1e6 / med:7.1f} MB/s  "
                   f"{n_lines / med:8.0f} examples/s  x{base / med:4.2f} vs naive   (runs: "
                   + ", ".join(f"{t:.2f}" for t in ts) + ")")
+        print("CPU time, this process + its workers (median; less sensitive to other load on the machine):")
+        for name, cs in cpu.items():
+            med = statistics.median(cs)
+            print(f"  {name:40s} {med:6.2f} CPU-s  {n_bytes / 1e6 / med:7.1f} MB per CPU-s  "
+                  f"x{base_cpu / med:4.2f} vs naive")
         print(f"load average after: {os.getloadavg()[0]:.1f} (on a shared machine, compare ratios of one run)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import Any
 
 __all__ = ["MANIFEST_NAME", "SUMMARY_NAME", "MANIFEST_SCHEMA", "ManifestWriter", "load_manifest",
            "read_summary"]
@@ -14,32 +13,47 @@ __all__ = ["MANIFEST_NAME", "SUMMARY_NAME", "MANIFEST_SCHEMA", "ManifestWriter",
 MANIFEST_NAME = "noise_manifest.parquet"
 SUMMARY_NAME = "noise_summary.json"
 
-MANIFEST_SCHEMA = pa.schema([
-    pa.field("sample_id", pa.string(), nullable=False),
-    pa.field("split", pa.string(), nullable=False),
-    pa.field("noise_kind", pa.string(), nullable=False),
-    pa.field("level", pa.float64(), nullable=False),
-    pa.field("seed", pa.int64(), nullable=False),
-    pa.field("orig_has_bug", pa.bool_(), nullable=False),
-    pa.field("new_has_bug", pa.bool_(), nullable=False),
-    pa.field("orig_error_location", pa.int64(), nullable=False),
-    pa.field("new_error_location", pa.int64(), nullable=False),
-    pa.field("orig_repair_targets", pa.list_(pa.int64()), nullable=False),
-    pa.field("new_repair_targets", pa.list_(pa.int64()), nullable=False),
-    pa.field("changed_tokens", pa.int32(), nullable=False),
-])
+
+@lru_cache(maxsize=1)
+def _schema():
+    import pyarrow as pa  # imported lazily: worker processes never need pyarrow
+
+    return pa.schema([
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("noise_kind", pa.string(), nullable=False),
+        pa.field("level", pa.float64(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("orig_has_bug", pa.bool_(), nullable=False),
+        pa.field("new_has_bug", pa.bool_(), nullable=False),
+        pa.field("orig_error_location", pa.int64(), nullable=False),
+        pa.field("new_error_location", pa.int64(), nullable=False),
+        pa.field("orig_repair_targets", pa.list_(pa.int64()), nullable=False),
+        pa.field("new_repair_targets", pa.list_(pa.int64()), nullable=False),
+        pa.field("changed_tokens", pa.int32(), nullable=False),
+    ])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MANIFEST_SCHEMA":  # the pyarrow schema of the manifest (built on first access)
+        return _schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ManifestWriter:
     """Append per-shard manifest columns to a Parquet file (one row group per call)."""
 
     def __init__(self, path: str | os.PathLike, *, metadata: dict[str, str] | None = None):
-        schema = MANIFEST_SCHEMA.with_metadata({k: v for k, v in (metadata or {}).items()})
+        import pyarrow.parquet as pq
+
+        schema = _schema().with_metadata({k: v for k, v in (metadata or {}).items()})
         self._writer = pq.ParquetWriter(str(path), schema)
         self._schema = schema
         self.rows = 0
 
     def write(self, columns: dict[str, list]) -> None:
+        import pyarrow as pa
+
         table = pa.Table.from_pydict(columns, schema=self._schema)
         self._writer.write_table(table)
         self.rows += table.num_rows
@@ -60,13 +74,15 @@ def load_manifest(path: str | os.PathLike):
         path: the manifest Parquet file, or the noised output directory holding it.
 
     Returns:
-        DataFrame with the columns of :data:`MANIFEST_SCHEMA` (``sample_id``, ``split``,
+        DataFrame with the columns of ``MANIFEST_SCHEMA`` (``sample_id``, ``split``,
         ``noise_kind``, ``level``, ``seed``, ``orig_/new_has_bug``, ``orig_/new_error_location``,
         ``orig_/new_repair_targets``, ``changed_tokens``).
 
     Raises:
         FileNotFoundError: no manifest there. ValueError: the file lacks ``sample_id``/``noise_kind``.
     """
+    import pyarrow.parquet as pq
+
     p = _manifest_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no noise manifest at {str(p)!r} (expected {MANIFEST_NAME} in a noised directory)")
