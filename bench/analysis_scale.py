@@ -118,7 +118,8 @@ def main(argv=None) -> int:
             if proc.returncode:
                 print(proc.stdout, proc.stderr, file=sys.stderr)
                 return proc.returncode
-            print(f"run {r}: {walls[-1]:.1f} s wall, {cpus[-1]:.1f} s CPU (user+sys), peak RSS so far {peaks[-1]:.0f} MiB"
+            print(f"run {r}: {walls[-1]:.1f} s wall, {cpus[-1]:.1f} s CPU (user+sys), "
+                  f"peak RSS so far {peaks[-1]:.0f} MiB"
                   + ("" if before < peak or r == 0 else " (not higher than an earlier run)"), flush=True)
         print(f"analyze median wall {statistics.median(walls):.1f} s (target <= 60 s), median CPU "
               f"{statistics.median(cpus):.1f} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "

@@ -11,9 +11,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 N_TRAIN, N_DEV, DIM, CLASSES, NOISE, EPOCHS, BATCH = 500, 200, 32, 4, 0.2, 20, 32
 CENTER_SCALE = 0.6  # overlapping classes: the MLP must memorize the flipped labels to fit them
-# Measured (seed 0, 30 epochs, this machine): CSL AUROC 0.980, AUPRC 0.92 (base rate 0.19); noisy
-# training accuracy 0.12 -> 1.0 (memorized by epoch ~15) while dev accuracy fell 0.90 -> 0.82; final
-# correctness AUROC 0.50 (everything fitted at the end). Chance is 0.5: we demand far better, with room.
+# Measured (seed 0, these settings, this machine): CSL AUROC 0.980, AUPRC 0.922 (base rate 0.19);
+# noisy training accuracy 0.12 -> 1.0 (memorized by epoch 15) while dev accuracy fell 0.90 -> 0.82;
+# final-correctness AUROC 0.50 (everything fitted at the end). Chance is 0.5: we demand far better
+# than chance (0.9), leaving room for platform differences in TF numerics.
 MIN_CSL_AUROC = 0.9
 
 

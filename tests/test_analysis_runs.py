@@ -173,3 +173,31 @@ def test_rows_of_a_superseded_attempt_are_ignored(tmp_path):
     first = pd.Series(res.scores["output_csl"].to_numpy(), index=res.scores["sample_key"])
     df = read(run, split="train", epochs=0)
     np.testing.assert_allclose(first.loc[df["sample_key"]], df["loss"].astype(float), rtol=1e-6)
+
+
+def test_samples_first_seen_in_later_epochs(tmp_path):
+    """GREAT-style streaming: new samples keep arriving; state grows and stays aligned."""
+    rng = np.random.default_rng(5)
+    ids = [f"s.txt:{i}" for i in range(1, 13)]
+    run = tmp_path / "grow"
+    with RunWriter(run, single_head_cols(), noise_manifest={ids[0]: "label", ids[11]: "label"}) as w:
+        keys = w.register_samples(ids)
+        step = 0
+        for e in range(4):
+            part = rng.permutation(np.arange(3 * e + 3))[: 3 * e + 3]  # epoch e sees samples 0 .. 3e+2
+            for b, chunk in enumerate(np.array_split(part, 2)):
+                loss = rng.exponential(1.0, len(chunk))
+                gp = np.exp(-loss)
+                w.write(split="train", epoch=e, step=step, batch=b, sample_key=keys[chunk],
+                        values={"loss": loss, "gold_prob": gp, "correct": gp > 0.4,
+                                "margin": rng.normal(size=len(chunk))})
+                step += 1
+    res = analyze_run(run)
+    df = read(run, split="train")
+    k = df["sample_key"].to_numpy()
+    s = res.scores.set_index("sample_key").loc[np.unique(k)]
+    np.testing.assert_allclose(s["output_csl"], cumulative_sample_loss(k, df["loss"].astype(float)), rtol=1e-6)
+    np.testing.assert_array_equal(s["output_forgetting_events"],
+                                  forgetting_events(k, df["correct"].astype(float), epoch=df["epoch"], step=df["step"]))
+    assert s["noise"].sum() == 2 and s["output_n"].max() == 4 and s["output_n"].min() == 1
+    assert dict(zip(res.scores["sample_id"], res.scores["noise"]))[ids[11]]

@@ -28,6 +28,12 @@ def sort_chunk(index: np.ndarray, epoch: np.ndarray, step: np.ndarray) -> np.nda
     return np.lexsort((step, epoch, index))
 
 
+def _moved(a: np.ndarray, positions: np.ndarray, n_new: int, fill) -> np.ndarray:
+    out = np.full(n_new, fill, a.dtype)
+    out[positions] = a
+    return out
+
+
 def _add_grouped(target: np.ndarray, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
     if unique:
         target[idx] += values
@@ -47,9 +53,12 @@ class _Sums:
 
     def add(self, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
         ok = ~np.isnan(values)
-        if not ok.any():
+        if ok.all():
+            i, v = idx, values
+        elif not ok.any():
             return
-        i, v = idx[ok], values[ok]
+        else:
+            i, v = idx[ok], values[ok]
         if unique:
             self.n[i] += 1
         else:
@@ -83,6 +92,17 @@ class SampleStats:
         self._forget = np.zeros(n, np.int32)
         self._first_learned = np.full(n, -1, np.int32)
         self._for_good = np.full(n, -1, np.int32)
+
+    def grow(self, positions: np.ndarray, n_new: int) -> None:
+        """Re-index to ``n_new`` samples: old sample ``i`` moves to ``positions[i]``; the rest start empty."""
+        for sums in (self.loss, self.margin, self.gold_prob, self.correct):
+            for attr in ("n", "s", "ss"):
+                a = getattr(sums, attr)
+                if a is not None:
+                    setattr(sums, attr, _moved(a, positions, n_new, 0))
+        for attr, fill in (("_last", _UNSEEN), ("_forget", 0), ("_first_learned", -1), ("_for_good", -1)):
+            setattr(self, attr, _moved(getattr(self, attr), positions, n_new, fill))
+        self.n_samples = int(n_new)
 
     # ------------------------------------------------------------------ feeding
     def update(

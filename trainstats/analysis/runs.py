@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trainstats.analysis.accumulate import SampleStats
+from trainstats.analysis.accumulate import SampleStats, _moved
 from trainstats.analysis.columns import RunInfo, context_columns, discover_heads, run_info
 from trainstats.analysis.metrics import gini_of_sorted, sorted_curve
 from trainstats.analysis.scores import SCORE_NAMES
@@ -129,8 +129,8 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
 
 def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max_loss, progress):
     epochs = src.epochs(sp)
-    keys = src.sample_keys(sp, epochs)
-    n = len(keys)
+    keys = np.zeros(0, np.int64)  # sorted sample keys seen so far; state grows when new ones appear
+    n = 0
     stats = {h: SampleStats(n) for h in heads}
     noise = np.zeros(n, bool)
     kind_code = np.full(n, -1, np.int32)
@@ -152,8 +152,23 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
         if t.num_rows == 0:
             continue
         raw = t.column("sample_key").to_numpy()
-        order = np.lexsort((t.column("step").to_numpy(), raw))
-        idx = np.searchsorted(keys, raw[order])  # sorted needles: cache-friendly
+        step = t.column("step").to_numpy()
+        if len(step) < 2 or np.all(step[1:] >= step[:-1]):  # rows already in step order: one stable sort
+            order = np.argsort(raw, kind="stable")
+        else:
+            order = np.lexsort((step, raw))
+        sk = raw[order]
+        new = _new_keys(keys, sk)
+        if len(new):
+            merged = np.sort(np.concatenate([keys, new]))
+            positions = np.searchsorted(merged, keys)
+            for st in stats.values():
+                st.grow(positions, len(merged))
+            noise, kind_code = _moved(noise, positions, len(merged), False), \
+                _moved(kind_code, positions, len(merged), -1)
+            ctx = {name: _moved(v, positions, len(merged), np.nan) for name, v in ctx.items()}
+            keys = merged
+        idx = np.searchsorted(keys, sk)  # sorted needles: cache-friendly
         unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
         nz = as_bool(t.column("noise"))[order]
         if unique:
@@ -189,6 +204,17 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
                      f"from it skipped")
     kind_arr = np.array(kinds + [None], dtype=object)[np.where(kind_code >= 0, kind_code, len(kinds))]
     return keys, stats, noise, kind_arr, ctx
+
+
+def _new_keys(keys: np.ndarray, sorted_chunk: np.ndarray) -> np.ndarray:
+    """Distinct keys of an ascending-sorted chunk that are not in the sorted ``keys``."""
+    u = sorted_chunk
+    if len(u) > 1:
+        u = u[np.r_[True, u[1:] != u[:-1]]]
+    if len(keys) and len(u):
+        pos = np.minimum(np.searchsorted(keys, u), len(keys) - 1)
+        u = u[keys[pos] != u]
+    return u
 
 
 def _epoch_metrics(rows, sp, epoch, head, vals, noise, bug, idx, unique):

@@ -40,9 +40,14 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)):
     return fig, list(axes.flat[:n])
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+def _save(fig, path: Path, *, tight: bool = False) -> Path:
+    if tight:
+        fig.tight_layout()
+    else:  # fixed margins in inches: tight_layout costs a full extra draw per figure
+        w, h = fig.get_size_inches()
+        fig.subplots_adjust(left=0.75 / w, right=1 - 0.2 / w, bottom=0.6 / h, top=1 - 0.65 / h,
+                            wspace=0.4, hspace=0.6)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -86,7 +91,8 @@ def loss_histograms(loss_samples: pd.DataFrame, run: str, out: Path, *, head: st
         for group in ("clean", "noisy"):
             v = d[(d["epoch"] == e) & (d["noise_group"] == group)]["loss"].to_numpy()
             if len(v):
-                ax.hist(np.clip(v, 0, bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5, color=COLORS[group],
+                ax.hist(np.clip(v, 0, bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5,
+                        color=COLORS[group],
                         label=f"{group} (n={len(v)})")
         ax.set(title=f"epoch {e}", xlabel=f"{head} loss (nats)", ylabel="density")
         ax.legend(fontsize=7)
@@ -138,7 +144,8 @@ def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path) ->
             m = (s["noise"].to_numpy() == flag)
             x = v[m & finite]
             if len(x):
-                ax.hist(np.clip(x, bins[0], bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5, color=COLORS[group],
+                ax.hist(np.clip(x, bins[0], bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5,
+                        color=COLORS[group],
                         label=group)
             n_inf = int((m & np.isinf(v)).sum())
             if n_inf:

@@ -119,7 +119,7 @@ def auroc_heatmap(detection: pd.DataFrame, out: Path) -> Path | None:
     table = d.pivot_table(index=["run", "head"], columns="score", values="auroc", sort=False)
     if table.empty:
         return None
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.2 + 0.35 * table.shape[0]))
+    fig, ax = plt.subplots(figsize=(2.5 + 0.75 * table.shape[1], 3.0 + 0.35 * table.shape[0]))
     im = ax.imshow(table.to_numpy(np.float64), cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(table.shape[0]), [f"{r} / {h}" for r, h in table.index], fontsize=7)
@@ -128,4 +128,4 @@ def auroc_heatmap(detection: pd.DataFrame, out: Path) -> Path | None:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="AUROC (0.5 = chance)")
     ax.set_title("How well each score separates noisy from clean samples", fontsize=10)
-    return _save(fig, out / "auroc_heatmap.png")
+    return _save(fig, out / "auroc_heatmap.png", tight=True)
