@@ -17,20 +17,9 @@ import pyarrow.parquet as pq
 
 from trainstats.store import open_dataset, read_metadata
 
-__all__ = ["RunSource", "as_float", "as_bool", "sorted_unique"]
+__all__ = ["RunSource", "as_float", "as_bool"]
 
 _EPOCH_DIR = re.compile(r"^epoch=(-?\d+)$")
-
-
-def sorted_unique(a: np.ndarray) -> np.ndarray:
-    """``np.unique`` by sorting (numpy's hash-based unique is slower on large int64 key arrays)."""
-    a = np.sort(a)
-    if len(a) < 2:
-        return a
-    keep = np.empty(len(a), bool)
-    keep[0] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    return a[keep]
 
 
 def as_float(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -98,18 +87,6 @@ class RunSource:
         """Rows of one ``(split, epoch)`` with the given columns (newest attempt wins)."""
         expr = (ds.field("split") == split) & (ds.field("epoch") == epoch)
         return self.dataset.to_table(columns=columns, filter=expr)
-
-    def sample_keys(self, split: str, epochs: list[int]) -> np.ndarray:
-        """Sorted distinct ``sample_key`` of a split (the key column read once per epoch, merged)."""
-        acc = np.zeros(0, np.int64)
-        for e in epochs:
-            u = sorted_unique(self.read(split, e, ["sample_key"]).column("sample_key").to_numpy())
-            if len(acc):
-                pos = np.minimum(np.searchsorted(acc, u), len(acc) - 1)
-                u = u[acc[pos] != u]
-            if len(u):
-                acc = sorted_unique(np.concatenate([acc, u]))
-        return acc
 
     def sample_ids(self, keys: np.ndarray) -> tuple[pa.Array, int]:
         """``(sample_id array aligned with sorted keys (null when unregistered), number unregistered)``.
