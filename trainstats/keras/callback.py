@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainstats.keras.capture import KEY, NOISE, STEP, SUBSTEP, VALID_PREFIX, Capture
+from trainstats.keras.capture import KEY, NOISE, STEP, SUBSTEP, VALID_PREFIX, Capture, unpack
 from trainstats.keras.functions import make_function
 from trainstats.keras.ids import registry
 from trainstats.store import RunWriter, ValueColumn
@@ -48,6 +48,9 @@ class PerSampleStats(keras.callbacks.Callback):
         resume: ``"auto"`` (continue when ``run_dir`` holds a run), True, or False (refuse).
         on_error: ``"warn"`` (default: keep training when rows cannot be written) or ``"raise"``.
         writer_id: id of this process's writer (several processes writing one run need distinct ids).
+        jit_stats: XLA-compile the per-sample stats ops (one fused kernel instead of ~30 small ops per
+            step). ``"auto"``: when the model's own step is not XLA-compiled (Keras's default on CPU)
+            and no distribution strategy is used. Head stats functions must be XLA-safe for this.
 
     Example::
 
@@ -68,6 +71,7 @@ class PerSampleStats(keras.callbacks.Callback):
         resume: bool | str = "auto",
         on_error: str = "warn",
         writer_id: str = "0",
+        jit_stats: bool | str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(run_dir, (str, os.PathLike)):
@@ -85,6 +89,10 @@ class PerSampleStats(keras.callbacks.Callback):
         if resume not in ("auto", True, False):
             raise ValueError(f"Invalid value for argument `resume`. Received: resume={resume!r}. "
                              "Expected 'auto', True or False.")
+        if jit_stats not in ("auto", True, False):
+            raise ValueError(f"Invalid value for argument `jit_stats`. Received: jit_stats={jit_stats!r}. "
+                             "Expected 'auto', True or False.")
+        self.jit_stats = jit_stats
         if on_error not in ("warn", "raise"):
             raise ValueError(f"Invalid value for argument `on_error`. Received: on_error={on_error!r}. "
                              "Expected 'warn' or 'raise'.")
@@ -101,7 +109,11 @@ class PerSampleStats(keras.callbacks.Callback):
         self._fits = 0
         self._registered = 0
         self._pending: list[tuple[str, int, dict]] = []
+        self._buffer: list[dict] = []
+        self._buffered_rows = 0
+        self.buffer_rows = 65536
         self._saved_functions: tuple | None = None
+        self._functions: tuple | None = None
         self._epoch = 0
         self._batch = {"train": 0, "dev": 0}
         self._in_validation = False
@@ -127,10 +139,22 @@ class PerSampleStats(keras.callbacks.Callback):
                                       f"{keras.backend.backend()!r}")
         self._fits += 1
         self._saved_functions = (model.train_function, model.test_function)
-        model.train_function = make_function(model, self._capture, self._sink_train, training=True,
-                                             on_missing_ids=self._missing_train_ids)
-        model.test_function = make_function(model, self._capture, self._sink_dev, training=False,
-                                            on_missing_ids=self._missing_dev_ids)
+        jit = self.jit_stats
+        if jit == "auto":  # fuse the stats ops when Keras does not already compile the whole step
+            jit = (not model.jit_compile and not model.run_eagerly
+                   and type(strategy).__name__ == "_DefaultDistributionStrategy")
+        self._capture.jit = bool(jit) and not model.jit_compile and not model.run_eagerly
+        key = (id(model), int(model.steps_per_execution or 1), model.jit_compile, model.run_eagerly,
+               id(strategy), id(model.optimizer), self._capture.jit)
+        if self._functions is None or self._functions[0] != key:  # like Keras: trace once per model setup
+            self._functions = (
+                key,
+                make_function(model, self._capture, self._sink_train, training=True,
+                              on_missing_ids=self._missing_train_ids),
+                make_function(model, self._capture, self._sink_dev, training=False,
+                              on_missing_ids=self._missing_dev_ids),
+            )
+        model.train_function, model.test_function = self._functions[1:]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = int(epoch)
@@ -165,6 +189,7 @@ class PerSampleStats(keras.callbacks.Callback):
             self._drain()
         finally:
             self._pending.clear()
+            self._buffer, self._buffered_rows = [], 0
             self._close_writer()
 
     def _close_writer(self) -> None:
@@ -182,7 +207,8 @@ class PerSampleStats(keras.callbacks.Callback):
         raise ValueError(
             "PerSampleStats: the training data carries no sample ids. Attach them with "
             "trainstats.keras.with_ids: `ds = with_ids(ds_unbatched, ids)` before shuffle/batch, or "
-            "`x, y = with_ids((x, y), ids)` for arrays.")
+            "`x, y = with_ids((x, y), ids)` for arrays. (fit's class_weight= drops the ids of a Dataset: "
+            "pass the equivalent sample weights instead.)")
 
     def _missing_dev_ids(self) -> None:
         if self.record_dev and not self._warned_dev:
@@ -198,15 +224,77 @@ class PerSampleStats(keras.callbacks.Callback):
             self._push("dev", rows)
 
     def _push(self, split: str, rows: dict) -> None:
-        # Keep the tensors one call behind so a GPU step is not waited for right after dispatch.
+        # Tensors stay one call behind so a GPU step is not waited for right after dispatch; then only
+        # a .numpy() per packed tensor happens per step. The rest is done in bulk in _flush_buffer.
         pending, self._pending = self._pending, [(split, self._epoch, rows)]
-        for item in pending:
-            self._write(*item)
+        for split_, epoch, tensors in pending:
+            arrays = {k: v.numpy() for k, v in tensors.items()}
+            self._buffer.append((split_, epoch, arrays))
+            self._buffered_rows += len(arrays[KEY])
+        if self._buffered_rows >= self.buffer_rows:
+            self._flush_buffer()
 
     def _drain(self) -> None:
         pending, self._pending = self._pending, []
-        for item in pending:
-            self._write(*item)
+        for split, epoch, tensors in pending:
+            self._buffer.append((split, epoch, {k: v.numpy() for k, v in tensors.items()}))
+        self._flush_buffer()
+
+    def _flush_buffer(self) -> None:
+        """Write buffered steps: one ``RunWriter.write`` per batch (its ``batch`` is one int), with
+        masks, noise and batch numbers computed once per run of same-(split, epoch) steps."""
+        buffer, self._buffer, self._buffered_rows = self._buffer, [], 0
+        start = 0
+        while start < len(buffer):
+            split, epoch = buffer[start][:2]
+            end = start
+            while end < len(buffer) and buffer[end][:2] == (split, epoch):
+                end += 1
+            self._write_run(split, epoch, [item[2] for item in buffer[start:end]])
+            start = end
+
+    def _write_run(self, split: str, epoch: int, items: list[dict]) -> None:
+        if self._writer is None:
+            self._writer = self._open_writer()
+        self._register_new_ids()
+        # batch number of each row: consecutive per execution, substeps inside an execution
+        batch0 = self._batch[split]
+        sizes, batch_ids = [], []
+        for arrays in items:
+            sub = arrays.get(SUBSTEP)
+            n = len(arrays[KEY])
+            if sub is None:
+                batch_ids.append(np.full(n, batch0, np.int64))
+                batch0 += 1
+            else:
+                batch_ids.append(batch0 + sub.astype(np.int64))
+                batch0 += int(sub.max()) + 1 if n else 0
+            sizes.append(n)
+        self._batch[split] = batch0
+        joined = {k: np.concatenate([a[k] for a in items]) for k in items[0] if k != SUBSTEP}
+        batch = np.concatenate(batch_ids)
+        if not len(batch):
+            return
+        arrays = unpack(joined, self._capture.layouts[split])
+        keys = arrays.pop(KEY)
+        steps = arrays.pop(STEP)
+        noise = registry.decode_noise(arrays.pop(NOISE))
+        valid = {k[len(VALID_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(VALID_PREFIX)}
+        head_of = {c.name: c.head for c in self._capture.columns or []}
+        values = {}
+        for name, arr in arrays.items():
+            ok = valid.get("col:" + name, valid.get(head_of.get(name)))
+            values[name] = arr if ok is None or ok.all() else np.ma.masked_array(arr, mask=~ok)
+        kinds = None if noise is None else np.asarray(noise[1], dtype=object)
+        # rows are in batch order; one write per batch
+        cuts = np.flatnonzero(np.diff(batch)) + 1
+        bounds = np.concatenate([[0], cuts, [len(batch)]])
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            sl = slice(int(lo), int(hi))
+            self._writer.write(split=split, epoch=epoch, step=steps[sl], batch=int(batch[lo]),
+                               sample_key=keys[sl], values={k: v[sl] for k, v in values.items()},
+                               noise=None if noise is None else noise[0][sl],
+                               noise_kind=None if noise is None else kinds[sl].tolist())
 
     def _open_writer(self) -> RunWriter:
         columns = self._capture.columns
@@ -228,7 +316,7 @@ class PerSampleStats(keras.callbacks.Callback):
                                noise_manifest=self.noise_manifest, resume=bool(resume),
                                writer_id=self.writer_id, on_error=self.on_error, versions=versions)
             self._attempt = writer.attempt
-        self._registered = 0
+            self._registered = 0  # a later fit() joins this attempt: its side table already has the ids
         return writer
 
     def _register_new_ids(self) -> None:
@@ -236,35 +324,3 @@ class PerSampleStats(keras.callbacks.Callback):
         for _, ids in chunks:
             self._writer.register_samples(ids)
         self._registered += len(chunks)
-
-    def _write(self, split: str, epoch: int, rows: dict) -> None:
-        arrays = {k: v.numpy() for k, v in rows.items()}
-        if self._writer is None:
-            self._writer = self._open_writer()
-        self._register_new_ids()
-        keys = arrays.pop(KEY)
-        steps = arrays.pop(STEP)
-        sub = arrays.pop(SUBSTEP, None)
-        noise = registry.decode_noise(arrays.pop(NOISE))
-        valid = {k[len(VALID_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(VALID_PREFIX)}
-        head_of = {c.name: c.head for c in self._capture.columns or []}
-        values = {}
-        for name, arr in arrays.items():
-            mask = None
-            if ("col:" + name) in valid:
-                mask = ~valid["col:" + name]
-            elif head_of.get(name) is not None and head_of[name] in valid:
-                mask = ~valid[head_of[name]]
-            values[name] = arr if mask is None or not mask.any() else np.ma.masked_array(arr, mask=mask)
-        if noise is not None:
-            noise = (noise[0], np.asarray(noise[1], dtype=object))
-        n_steps = 1 if sub is None or len(sub) == 0 else int(sub.max()) + 1
-        batch0 = self._batch[split]
-        for i in range(n_steps):
-            sel = slice(None) if n_steps == 1 else (sub == i)
-            flags = kinds = None
-            if noise is not None:
-                flags, kinds = noise[0][sel], noise[1][sel].tolist()
-            self._writer.write(split=split, epoch=epoch, step=steps[sel], batch=batch0 + i, sample_key=keys[sel],
-                               values={k: v[sel] for k, v in values.items()}, noise=flags, noise_kind=kinds)
-        self._batch[split] = batch0 + n_steps

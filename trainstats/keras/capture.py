@@ -21,18 +21,19 @@ from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
 from keras.src import ops, tree
-from keras.src.backend import get_keras_mask
+from keras.src.backend.common.masking import get_keras_mask, set_keras_mask
 from keras.src.trainers.compile_utils import CompileLoss
 
 from trainstats.keras.heads import HEAD_STATS, resolve_head
 from trainstats.store import ValueColumn
 
-__all__ = ["Capture", "KEY", "NOISE", "STEP", "SUBSTEP", "VALID_PREFIX"]
+__all__ = ["Capture", "KEY", "NOISE", "PACK_PREFIX", "unpack", "STEP", "SUBSTEP", "VALID_PREFIX"]
 
 KEY = "__key"
 STEP = "__step"
 SUBSTEP = "__substep"
 NOISE = "__noise"
+PACK_PREFIX = "__pack/"
 VALID_PREFIX = "__valid/"
 
 _UNITS = {"loss": "nats (model's loss)", "gold_prob": "[0, 1]", "pred": "class / position",
@@ -154,11 +155,13 @@ class Capture:
     """
 
     def __init__(self, *, heads: Mapping[str, Any] | None, extra_stats: Callable | None,
-                 extra_columns: Sequence[ValueColumn]):
+                 extra_columns: Sequence[ValueColumn], jit: bool = False):
+        self.jit = jit
         self.heads = dict(heads or {})
         self.extra_stats = extra_stats
         self.extra_columns = list(extra_columns)
         self.columns: list[ValueColumn] | None = None
+        self.layouts: dict[str, dict[str, list[str]]] = {}
         self.head_names: dict[str, str] = {}
         self.descriptions: dict[str, str] = {}
 
@@ -186,6 +189,28 @@ class Capture:
         if unknown:
             raise ValueError(f"heads= names outputs {unknown} that the model does not have; its outputs are "
                              f"{outputs}")
+        loss_fns = {o: seen[o][1] for o in outputs}
+        ys_true = {o: seen[o][2] for o in outputs}
+        ys_pred = {o: seen[o][3] for o in outputs}
+        sws = {o: seen[o][4] for o in outputs}
+        masks = {o: get_keras_mask(ys_pred[o]) for o in outputs}
+        masks = {o: m for o, m in masks.items() if m is not None}
+
+        def compute(x, ys_true, ys_pred, sws, masks, sample_weight, meta, step):
+            for o, m in masks.items():
+                set_keras_mask(ys_pred[o], m)
+            return self._compute(outputs, heads, loss_fns, x, ys_true, ys_pred, sws, sample_weight, meta, step,
+                                 training)
+
+        if self.jit:
+            compute = tf.function(compute, jit_compile=True, autograph=False)
+        if self.extra_stats is None:
+            x = None  # do not hand the inputs to the compiled stats when nothing reads them
+        return compute(x, ys_true, ys_pred, sws, masks, sample_weight, meta, step)
+
+    def _compute(self, outputs, heads, loss_fns, x, ys_true, ys_pred, sws, sample_weight, meta, step,
+                 training):
+        seen = {o: (o, loss_fns[o], ys_true[o], ys_pred[o], sws[o]) for o in outputs}
         keys = tf.reshape(tf.cast(meta["key"], tf.int64), [-1])
         n = tf.shape(keys)[0]
         out: dict[str, tf.Tensor] = {KEY: keys, STEP: tf.fill([n], tf.cast(step, tf.int64)),
@@ -246,4 +271,32 @@ class Capture:
         elif self.columns is not None:
             names = {c.name for c in self.columns}
             out = {k: v for k, v in out.items() if k.startswith("__") or k in names}
-        return out
+        return self._pack(out, "train" if training else "dev")
+
+    def _pack(self, out: dict[str, tf.Tensor], split: str) -> dict[str, tf.Tensor]:
+        """Stack same-dtype [n] columns into one [n, k] tensor per dtype (fewer outputs to move and
+        convert per step). ``layouts[split]`` maps each dtype to its column names, in order."""
+        layout: dict[str, list[str]] = {}
+        for name in sorted(out):
+            if name == KEY:
+                continue
+            layout.setdefault(out[name].dtype.name, []).append(name)
+        previous = self.layouts.get(split)
+        if previous is not None and previous != layout:
+            raise RuntimeError(f"trainstats.keras: a retraced {split} step produced different columns "
+                               f"({previous} then {layout}); the model's outputs must not change during fit")
+        self.layouts[split] = layout
+        packed = {KEY: out[KEY]}
+        for dtype, names in layout.items():
+            packed[PACK_PREFIX + dtype] = tf.stack([out[nm] for nm in names], axis=1)
+        return packed
+
+
+def unpack(arrays: Mapping[str, Any], layout: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Inverse of ``Capture._pack`` on numpy arrays: ``{name: [n] array}`` (plus the other entries)."""
+    out = {k: v for k, v in arrays.items() if not k.startswith(PACK_PREFIX)}
+    for dtype, names in layout.items():
+        block = arrays[PACK_PREFIX + dtype]
+        for j, name in enumerate(names):
+            out[name] = block[:, j]
+    return out

@@ -76,14 +76,15 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
         # the data get_next() raises OutOfRangeError, which fit's epoch iterator turns into StopIteration.
         logs, rows = one_step_on_data(convert_optionals(iterator.get_next()))
         rows = dict(rows)
-        if rows:
-            rows[SUBSTEP] = tf.zeros_like(rows[KEY], dtype=tf.int32)
         has_any = tf.constant(True)
         if n_exec == 1:
             return has_any, logs, rows
+        if rows:
+            rows[SUBSTEP] = tf.zeros_like(rows[KEY], dtype=tf.int32)
         names = sorted(rows)
         tas = [tf.TensorArray(rows[k].dtype, size=0, dynamic_size=True, infer_shape=False,
-                              element_shape=tf.TensorShape([None])).write(0, rows[k]) for k in names]
+                              element_shape=tf.TensorShape([None]).concatenate(rows[k].shape[1:]))
+               .write(0, rows[k]) for k in names]
 
         def body(i, more, logs, tas):
             nxt = iterator.get_next_as_optional()
@@ -96,7 +97,7 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
                 return lg, [rw[k] for k in names]
 
             def skip():
-                return logs, [tf.zeros([0], rows[k].dtype) for k in names]
+                return logs, [tf.zeros([0] + rows[k].shape[1:].as_list(), rows[k].dtype) for k in names]
 
             new_logs, new_rows = tf.cond(nxt.has_value(), run, skip)
             tas = [ta.write(i, r) for ta, r in zip(tas, new_rows)]
@@ -119,9 +120,6 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
         else:  # train_on_batch / test_on_batch hand a Python generator of one batch
             for data in iterator:
                 logs, rows = one_step_on_data(data)
-                rows = dict(rows)
-                if rows:
-                    rows[SUBSTEP] = tf.zeros_like(rows[KEY], dtype=tf.int32)
         if rows:
             sink(rows)
         return logs
