@@ -7,6 +7,7 @@ import pytest
 
 from trainstats.analysis import (
     analyze_run,
+    gini as gini_fn,
     analyze_runs,
     cumulative_sample_loss,
     forgetting_events,
@@ -78,7 +79,8 @@ def test_scores_match_pure_functions_on_the_stored_rows(tmp_path):
 
 
 def test_per_epoch_metrics_split_clean_noisy(tmp_path):
-    res = analyze_run(write_simple(tmp_path / "r"))
+    run = write_simple(tmp_path / "r")
+    res = analyze_run(run)
     m = res.metrics
     acc = m[(m["metric"] == "accuracy") & (m["split"] == "train") & (m["subset"] == "all")]
     a = acc.set_index(["epoch", "noise_group"])["value"]
@@ -87,6 +89,13 @@ def test_per_epoch_metrics_split_clean_noisy(tmp_path):
     g = m[(m["metric"] == "gini_loss") & (m["noise_group"] == "all") & (m["split"] == "train")]
     gini = g.set_index("epoch")["value"]
     assert gini[1] > gini[2]  # the loss is unequal while the noisy samples are unfitted
+    rows = read(run, split="train", epochs=1)
+    gm = m[(m["metric"] == "gini_loss") & (m["split"] == "train") & (m["epoch"] == 1)].set_index("noise_group")["value"]
+    loss = rows["loss"].astype(float).to_numpy()
+    noisy = rows["noise"].to_numpy()
+    assert gm["all"] == pytest.approx(gini_fn(loss))
+    assert gm["clean"] == pytest.approx(gini_fn(loss[~noisy]))
+    assert gm["noisy"] == pytest.approx(gini_fn(loss[noisy]))
     assert {"dev"} <= set(m["split"])
     assert len(res.curves) and set(res.curves["split"]) == {"dev"}
 

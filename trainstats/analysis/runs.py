@@ -7,6 +7,7 @@ and summarised into per-epoch metrics. Memory: O(samples + largest epoch).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pyarrow.compute as pc
 
 from trainstats.analysis.accumulate import SampleStats, _moved
 from trainstats.analysis.columns import RunInfo, context_columns, discover_heads, run_info
-from trainstats.analysis.metrics import gini_of_sorted, sorted_curve
+from trainstats.analysis.epochs import epoch_metrics, keep_losses
+from trainstats.analysis.metrics import sorted_curve
 from trainstats.analysis.scores import SCORE_NAMES
 from trainstats.analysis.source import RunSource, as_bool, as_float
 
@@ -142,13 +144,13 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
         [c for c in context.values() if c in present]
     has_bug = context.get("has_bug")
     defined: dict[tuple[str, str], bool] = {}
-    it = epochs
+    columns = list(dict.fromkeys(wanted))
+    tables = _prefetch(src, sp, epochs, columns)
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(epochs, desc=f"{src.run_dir.name} {sp}", unit="epoch")
-    for epoch in it:
-        t = src.read(sp, epoch, list(dict.fromkeys(wanted)))
+        tables = tqdm(tables, total=len(epochs), desc=f"{src.run_dir.name} {sp}", unit="epoch")
+    for epoch, t in tables:
         if t.num_rows == 0:
             continue
         raw = t.column("sample_key").to_numpy()
@@ -195,15 +197,28 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
             stats[hname].update_sorted(idx, ep, unique=unique, **vals)
             for s, v in vals.items():
                 defined[(hname, s)] = defined.get((hname, s), False) or bool((~np.isnan(v)).any())
-            _epoch_metrics(metric_rows, sp, epoch, hname, vals, nz, bug, idx, unique)
+            epoch_metrics(metric_rows, sp, epoch, hname, vals, nz, bug, idx, unique)
             if loss_parts is not None and "loss" in vals:
-                _keep_losses(loss_parts, epoch, hname, vals["loss"], nz, rng, max_loss)
+                keep_losses(loss_parts, epoch, hname, vals["loss"], nz, rng, max_loss)
     for (hname, s), ok in defined.items():
         if not ok:
             msgs.add(f"{src.run_dir.name}: head {hname}: '{s}' is null in every {sp} row; scores and metrics "
                      f"from it skipped")
     kind_arr = np.array(kinds + [None], dtype=object)[np.where(kind_code >= 0, kind_code, len(kinds))]
     return keys, stats, noise, kind_arr, ctx
+
+
+def _prefetch(src, sp, epochs, columns):
+    """Yield ``(epoch, table)`` in order, reading the next epoch in a thread while this one is processed."""
+    if not epochs:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainstats-read") as pool:
+        pending = pool.submit(src.read, sp, epochs[0], columns)
+        for i, epoch in enumerate(epochs):
+            table = pending.result()
+            if i + 1 < len(epochs):
+                pending = pool.submit(src.read, sp, epochs[i + 1], columns)
+            yield epoch, table
 
 
 def _new_keys(keys: np.ndarray, sorted_chunk: np.ndarray) -> np.ndarray:
@@ -215,60 +230,6 @@ def _new_keys(keys: np.ndarray, sorted_chunk: np.ndarray) -> np.ndarray:
         pos = np.minimum(np.searchsorted(keys, u), len(keys) - 1)
         u = u[keys[pos] != u]
     return u
-
-
-def _epoch_metrics(rows, sp, epoch, head, vals, noise, bug, idx, unique):
-    """Accuracy and mean loss per (subset, noise group) via one bincount over 6 cells, and the Gini
-    coefficient of the per-sample loss per noise group from one sort."""
-    # cell = bug code (0 bug-free, 1 buggy, 2 unknown) * 2 + noisy
-    bcode = np.full(len(noise), 2, np.int64) if bug is None else np.where(np.isnan(bug), 2, bug > 0.5).astype(np.int64)
-    cell = bcode * 2 + noise
-    subsets = [("all", slice(None))] + ([("buggy", 1), ("bug_free", 0)] if bug is not None else [])
-    groups = (("all", slice(None)), ("clean", 0), ("noisy", 1))
-    for metric, stat in (("accuracy", "correct"), ("mean_loss", "loss")):
-        v = vals.get(stat)
-        if v is None:
-            continue
-        ok = ~np.isnan(v)
-        cnt = np.bincount(cell[ok], minlength=6).reshape(3, 2)
-        tot = np.bincount(cell[ok], weights=v[ok], minlength=6).reshape(3, 2)
-        for subset, si in subsets:
-            for group, gi in groups:
-                c = int(cnt[si][..., gi].sum())
-                if c:
-                    rows.append(dict(split=sp, epoch=epoch, head=head, subset=subset, noise_group=group,
-                                     metric=metric, value=float(tot[si][..., gi].sum() / c), n=c))
-    loss = vals.get("loss")
-    if loss is None:
-        return
-    ok = ~np.isnan(loss)
-    if not ok.any():
-        return
-    if unique:
-        per_sample, flag = loss[ok], noise[ok]
-    else:  # a sample seen several times in the epoch: its mean loss there
-        i = idx[ok]
-        starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
-        per_sample = np.add.reduceat(loss[ok], starts) / np.diff(np.r_[starts, len(i)])
-        flag = noise[ok][starts]
-    order = np.argsort(per_sample)
-    xs, fs = per_sample[order], flag[order]
-    for group, sel in (("all", None), ("clean", ~fs), ("noisy", fs)):
-        x = xs if sel is None else xs[sel]
-        if len(x):
-            rows.append(dict(split=sp, epoch=epoch, head=head, subset="all", noise_group=group,
-                             metric="gini_loss", value=gini_of_sorted(x), n=int(len(x))))
-
-
-def _keep_losses(parts, epoch, head, loss, noise, rng, max_loss):
-    for group, mask in (("clean", ~noise), ("noisy", noise)):
-        v = loss[mask]
-        v = v[~np.isnan(v)]
-        if len(v) == 0:
-            continue
-        if len(v) > max_loss:
-            v = rng.choice(v, max_loss, replace=False)
-        parts.append(pd.DataFrame({"epoch": epoch, "head": head, "noise_group": group, "loss": v.astype(np.float32)}))
 
 
 def _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs) -> pd.DataFrame:

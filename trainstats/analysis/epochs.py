@@ -1,0 +1,77 @@
+"""Per-epoch summaries of one chunk of rows: accuracy / mean loss by subset and noise group, the Gini
+coefficient of the per-sample loss, and a sample of losses for the histograms."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trainstats.analysis.metrics import gini_of_sorted
+
+__all__ = ["epoch_metrics", "keep_losses"]
+
+
+def epoch_metrics(rows, sp, epoch, head, vals, noise, bug, idx, unique):
+    """Accuracy and mean loss per (subset, noise group) via one bincount over 6 cells, and the Gini
+    coefficient of the per-sample loss per noise group from one sort."""
+    # cell = bug code (0 bug-free, 1 buggy, 2 unknown) * 2 + noisy
+    bcode = np.full(len(noise), 2, np.int64) if bug is None else np.where(np.isnan(bug), 2, bug > 0.5).astype(np.int64)
+    cell = bcode * 2 + noise
+    subsets = [("all", slice(None))] + ([("buggy", 1), ("bug_free", 0)] if bug is not None else [])
+    groups = (("all", slice(None)), ("clean", 0), ("noisy", 1))
+    for metric, stat in (("accuracy", "correct"), ("mean_loss", "loss")):
+        v = vals.get(stat)
+        if v is None:
+            continue
+        ok = ~np.isnan(v)
+        cnt = np.bincount(cell[ok], minlength=6).reshape(3, 2)
+        tot = np.bincount(cell[ok], weights=v[ok], minlength=6).reshape(3, 2)
+        for subset, si in subsets:
+            for group, gi in groups:
+                c = int(cnt[si][..., gi].sum())
+                if c:
+                    rows.append(dict(split=sp, epoch=epoch, head=head, subset=subset, noise_group=group,
+                                     metric=metric, value=float(tot[si][..., gi].sum() / c), n=c))
+    loss = vals.get("loss")
+    if loss is None:
+        return
+    ok = ~np.isnan(loss)
+    if not ok.any():
+        return
+    if unique:
+        per_sample, flag = loss[ok], noise[ok]
+    else:  # a sample seen several times in the epoch: its mean loss there
+        i = idx[ok]
+        starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+        per_sample = np.add.reduceat(loss[ok], starts) / np.diff(np.r_[starts, len(i)])
+        flag = noise[ok][starts]
+    clean, noisy = np.sort(per_sample[~flag]), np.sort(per_sample[flag])
+    for group, x in (("all", _merge_sorted(clean, noisy)), ("clean", clean), ("noisy", noisy)):
+        if len(x):
+            rows.append(dict(split=sp, epoch=epoch, head=head, subset="all", noise_group=group,
+                             metric="gini_loss", value=gini_of_sorted(x), n=int(len(x))))
+
+
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Merge two ascending arrays (cheaper than sorting their concatenation again)."""
+    if not len(b):
+        return a
+    if not len(a):
+        return b
+    out = np.empty(len(a) + len(b), np.result_type(a, b))
+    pos_b = np.searchsorted(a, b, side="right") + np.arange(len(b))
+    mask = np.ones(len(out), bool)
+    mask[pos_b] = False
+    out[pos_b] = b
+    out[mask] = a
+    return out
+
+
+def keep_losses(parts, epoch, head, loss, noise, rng, max_loss):
+    for group, mask in (("clean", ~noise), ("noisy", noise)):
+        v = loss[mask]
+        v = v[~np.isnan(v)]
+        if len(v) == 0:
+            continue
+        if len(v) > max_loss:
+            v = rng.choice(v, max_loss, replace=False)
+        parts.append(pd.DataFrame({"epoch": epoch, "head": head, "noise_group": group, "loss": v.astype(np.float32)}))
