@@ -88,7 +88,7 @@ def _figures(a: Analysis, out: Path, notes: list[str]) -> list[tuple[str, Path]]
             why="no training loss recorded")
         if len(a.scores):
             add(f"{run}: data map", pr.data_map, a.scores, heads, run, out, why="no gold_prob recorded")
-            add(f"{run}: ROC curves", pr.roc_curves, a.scores, heads, run, out,
+            add(f"{run}: ROC curves", pr.roc_curves, a.scores, heads, run, out, detection=a.detection,
                 why="needs both noisy and clean samples")
             for head in heads:
                 add(f"{run}: score distributions, head {head}", pr.score_distributions, a.scores, head, run, out,

@@ -104,19 +104,28 @@ def _sample(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     return df if len(df) <= n else df.sample(n, random_state=seed)
 
 
+def _run_rows(scores: pd.DataFrame, run: str, columns: list[str]) -> pd.DataFrame:
+    """The rows of one run with only ``columns`` (no copy of the whole, possibly huge, scores table)."""
+    cols = ["noise"] + [c for c in columns if c in scores.columns and c != "noise"]
+    if scores["run"].nunique() == 1:
+        return scores[cols] if scores["run"].iloc[0] == run else scores.iloc[:0][cols]
+    return scores.loc[scores["run"] == run, cols]
+
+
 def data_map(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> Path | None:
     """Swayamdipta et al. data map: variability (x) vs confidence (y), coloured by noise flag."""
-    s = scores[scores["run"] == run]
+    s = _run_rows(scores, run, [f"{h}_{x}" for h in heads for x in ("confidence", "variability")])
     heads = [h for h in heads if f"{h}_confidence" in s and s[f"{h}_confidence"].notna().any()]
     if not heads:
         return None
     fig, axes = _grid(len(heads), size=(4.6, 4.0))
     for ax, head in zip(axes, heads):
-        d = _sample(s[s[f"{head}_confidence"].notna()], _MAX_POINTS)
+        defined = s[s[f"{head}_confidence"].notna()]
+        d = _sample(defined, _MAX_POINTS)
         for flag, group in ((False, "clean"), (True, "noisy")):
             g = d[d["noise"] == flag]
             ax.scatter(g[f"{head}_variability"], g[f"{head}_confidence"], s=3, alpha=0.35, color=COLORS[group],
-                       label=f"{group} ({int((s['noise'] == flag).sum())})", rasterized=True)
+                       label=f"{group} ({int((defined['noise'] == flag).sum())})", rasterized=True)
         ax.set(title=f"{head}: data map", xlabel="variability (std of gold prob)", ylabel="confidence (mean gold prob)",
                ylim=(-0.02, 1.02))
         ax.legend(fontsize=7, markerscale=3)
@@ -126,7 +135,7 @@ def data_map(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> Pat
 
 def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path) -> Path | None:
     """Histogram of each score, clean vs noisy (inf = never learned, shown in the text box)."""
-    s = scores[scores["run"] == run]
+    s = _run_rows(scores, run, [f"{head}_{n}" for n in DIRECTIONS])
     names = [n for n in DIRECTIONS if f"{head}_{n}" in s and s[f"{head}_{n}"].notna().any()]
     if not names:
         return None
@@ -159,15 +168,26 @@ def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path) ->
     return _save(fig, out / f"scores_{safe_name(run)}_{safe_name(head)}.png")
 
 
-def roc_curves(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> Path | None:
-    """ROC curve of every score (noisy = positive), one panel per head."""
-    s = scores[scores["run"] == run]
+def roc_curves(scores: pd.DataFrame, heads: list[str], run: str, out: Path, *,
+               detection: pd.DataFrame | None = None, max_points: int = 200_000) -> Path | None:
+    """ROC curve of every score (noisy = positive), one panel per head.
+
+    Curves are drawn from at most ``max_points`` randomly chosen samples (indistinguishable by eye);
+    the AUROC in the legend is the exact one from ``detection`` when given.
+    """
+    s = _run_rows(scores, run, [f"{h}_{n}" for h in heads for n in DIRECTIONS])
+    if len(s) > max_points:
+        s = s.sample(max_points, random_state=0)
     noise = s["noise"].to_numpy(bool)
     if not noise.any() or noise.all():
         return None
     panels = [h for h in heads if any(f"{h}_{n}" in s for n in DIRECTIONS)]
     if not panels:
         return None
+    exact = {}
+    if detection is not None and len(detection):
+        d = detection[(detection["run"] == run) & (detection["noise_kind"] == "all")]
+        exact = {(h, sc): v for h, sc, v in zip(d["head"], d["score"], d["auroc"])}
     fig, axes = _grid(len(panels), size=(4.4, 4.0))
     cmap = plt.get_cmap("tab10")
     for ax, head in zip(axes, panels):
@@ -178,7 +198,7 @@ def roc_curves(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> P
             if not y.any() or y.all():
                 continue
             fpr, tpr = roc_curve(y, sus[ok])
-            auc = float(np.trapezoid(tpr, fpr))
+            auc = exact.get((head, name), float(np.trapezoid(tpr, fpr)))
             if len(fpr) > 2000:  # thin very long curves; keep both ends
                 keep = np.unique(np.linspace(0, len(fpr) - 1, 2000).astype(int))
                 fpr, tpr = fpr[keep], tpr[keep]
