@@ -20,13 +20,14 @@ equal GREAT's own, and each batch carries two extra tensors: ``sample_ids`` (str
 """
 from __future__ import annotations
 
-import json
 import random
 from itertools import chain
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from trainstats.varmisuse import decode_line
 
 __all__ = ["IdBatcher", "BATCH_SIGNATURE", "MODES"]
 
@@ -114,7 +115,7 @@ class IdBatcher:
         buffer: list[tuple[Sample, bytes]] = []
         kept = 0
         for line, sample_id in lines:
-            sample = self.loader.to_sample(json.loads(_py(line)))
+            sample = self._convert(_py(line), _py(sample_id))
             if len(sample[0]) > max_len:
                 continue
             buffer.append((sample, _py(sample_id)))
@@ -128,6 +129,15 @@ class IdBatcher:
         while buffer:
             buffer, batch = self.make_batch(buffer)
             yield batch
+
+    def _convert(self, line: bytes, sample_id: bytes) -> Sample:
+        """``to_sample(json.loads(line))`` as GREAT does; failures name the ``shard:line``."""
+        where = sample_id.decode("utf-8", "replace")
+        example = decode_line(line, where=where, validate=False)
+        try:
+            return self.loader.to_sample(example)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"{where}: GREAT's to_sample failed: {type(e).__name__}: {e}") from e
 
     def make_batch(self, buffer: list[tuple[Sample, bytes]], *,
                    choice: Callable[[Sequence], Any] = random.choice) -> tuple[list, tuple]:
