@@ -76,3 +76,11 @@ def test_encode_keeps_non_ascii_style():
     ex = {"source_tokens": ["é"], "edges": [], "has_bug": False}
     assert encode_example(ex, edges_raw=b"[]", ensure_ascii=False) == json.dumps(ex, ensure_ascii=False).encode()
     assert encode_example(ex, edges_raw=b"[]") == json.dumps(ex).encode()
+
+
+def test_encode_falls_back_when_a_value_contains_the_sentinel():
+    from trainstats.varmisuse.lines import _SENTINEL
+
+    ex = {"source_tokens": [_SENTINEL, "x"], "edges": [], "has_bug": False}
+    want = json.dumps(dict(ex, edges=[[0, 1, 1, "enum_CFG_NEXT"]])).encode()
+    assert encode_example(ex, edges_raw=b'[[0, 1, 1, "enum_CFG_NEXT"]]') == want

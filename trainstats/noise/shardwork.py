@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from operator import ne
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -236,7 +237,7 @@ def write_shard(task: WriteTask) -> WriteResult:
                 sample_id = f"{task.shard_name}:{lineno}"
                 raw, old, new = _noise_one(raw, f"{task.src}:{lineno}", kind, task.seed, sample_id)
                 old_tokens, new_tokens = old["source_tokens"], new["source_tokens"]
-                changed = sum(a != b for a, b in zip(old_tokens, new_tokens)) + abs(len(old_tokens) - len(new_tokens))
+                changed = sum(map(ne, old_tokens, new_tokens)) + abs(len(old_tokens) - len(new_tokens))
                 for name, value in zip(MANIFEST_FIELDS, (
                         sample_id, task.split, kind.name, task.levels[k], task.seed, old["has_bug"],
                         new["has_bug"], old["error_location"], new["error_location"],

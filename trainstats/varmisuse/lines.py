@@ -91,7 +91,7 @@ def _fast(raw: bytes, check_edges: bool = True) -> ParsedLine | None:
             return None
         end = m.end()
     try:
-        example = json.loads(raw[:start] + b"[]" + raw[end:])
+        example = json.loads((raw[:start] + b"[]" + raw[end:]).decode("utf-8"))
         validate_example(example)
     except (ValueError, UnicodeDecodeError):
         return None
@@ -117,23 +117,28 @@ def parse_line(raw: bytes, *, where: str, check_edges: bool = True) -> ParsedLin
     return ParsedLine(decode_line(raw, where=where, validate=True), None)
 
 
+_ENCODERS = {True: json.JSONEncoder(ensure_ascii=True), False: json.JSONEncoder(ensure_ascii=False)}
+#: stands in for the edges value while encoding; its JSON form cannot occur anywhere else in a line
+_SENTINEL = "\x00trainstats-edges-8d2f6c1e\x00"
+
+
 def encode_example(example: dict, *, edges_raw: bytes | None = None, ensure_ascii: bool = True) -> bytes:
     """Serialize ``example`` as ``json.dumps(example, ensure_ascii=...)`` would, as bytes (no newline).
 
     With ``edges_raw`` the value of ``"edges"`` is written as those bytes verbatim (the placeholder in
     ``example`` is ignored), so an untouched edges array stays byte-identical.
     """
+    encoder = _ENCODERS[bool(ensure_ascii)]
     if edges_raw is None:
-        return json.dumps(example, ensure_ascii=ensure_ascii).encode("utf-8")
+        return encoder.encode(example).encode("utf-8")
     if "edges" not in example:
         raise InvalidExample("cannot splice edges into an example without an 'edges' key")
-    parts = []
+    text = encoder.encode(dict(example, edges=_SENTINEL)).encode("utf-8")
+    marker = encoder.encode(_SENTINEL).encode("utf-8")
+    if text.count(marker) == 1:
+        return text.replace(marker, edges_raw)
+    parts = []  # the sentinel text also occurs in a value: encode key by key
     for key, value in example.items():
-        if not isinstance(key, str):
-            raise TypeError(f"example keys must be strings, received {type(key).__name__} {key!r}")
-        head = json.dumps(key, ensure_ascii=ensure_ascii).encode("utf-8") + b": "
-        if key == "edges":
-            parts.append(head + edges_raw)
-        else:
-            parts.append(head + json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8"))
+        head = encoder.encode(key).encode("utf-8") + b": "
+        parts.append(head + (edges_raw if key == "edges" else encoder.encode(value).encode("utf-8")))
     return b"{" + b", ".join(parts) + b"}"
