@@ -43,11 +43,14 @@ def varmisuse_callback(run_dir: str | os.PathLike, **kwargs: Any):
     """A :class:`trainstats.keras.PerSampleStats` with the VarMisuse heads and extra columns.
 
     ``kwargs`` go to ``PerSampleStats`` (``noise_manifest``, ``config``, ``record_dev`` ...).
+    ``jit_stats`` defaults to False here: length bucketing gives every batch a new shape, and an
+    XLA-compiled stats kernel would be recompiled for each.
     """
     from trainstats.keras import PerSampleStats
 
     for reserved in ("heads", "extra_stats", "extra_columns"):
         if reserved in kwargs:
             raise TypeError(f"varmisuse_callback sets {reserved!r} itself; received it in kwargs")
+    kwargs.setdefault("jit_stats", False)
     return PerSampleStats(run_dir, heads=dict(HEAD_STATS), extra_stats=capture_extra_stats,
                           extra_columns=list(EXTRA_COLUMNS), **kwargs)

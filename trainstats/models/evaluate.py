@@ -17,8 +17,10 @@ def evaluate_varmisuse(model, dataset: tf.data.Dataset) -> dict[str, float]:
     ``joint_acc`` (loc correct and, for buggy, repair correct), ``n`` examples, ``n_buggy``.
     """
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("loc", "rep", "joint", "bug")}
+    # every dimension unknown: one trace serves all the bucketed batch shapes
+    spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None] * s.shape.rank, s.dtype), dataset.element_spec[:2])
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=list(spec))
     def step(x, y):
         p = model(x, training=False)
         return (loc_head_stats(y["loc"], p["loc"])["correct"], rep_head_stats(y["rep"], p["rep"])["correct"],

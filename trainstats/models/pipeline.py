@@ -75,15 +75,33 @@ def batch_by_length(
     token_budget: int = 4096,
     max_batch: int = 64,
 ) -> tf.data.Dataset:
-    """Bucket and pad a dataset from :func:`element_dataset` (extra tuple members pass through)."""
+    """Bucket and pad a dataset from :func:`element_dataset`; wrappers around its ``(x, y)`` elements
+    (extra tuple members, ids zipped on by ``trainstats.keras.with_ids``) pass through."""
+    if _find_candidates(ds.element_spec) is None:
+        raise ValueError("batch_by_length needs elements holding an x dict with 'candidates' "
+                         f"(from element_dataset); received element_spec {ds.element_spec}")
 
-    def length(x, *_):
-        return tf.shape(x["candidates"])[0]
+    def length(*element):
+        return tf.shape(_find_candidates(element))[0]
 
     bounds, sizes = bucket_sizes(max_tokens, token_budget=token_budget, max_batch=max_batch)
     return ds.bucket_by_sequence_length(
         length, bounds, sizes, padding_values=_padding_values(ds.element_spec), drop_remainder=False
     )
+
+
+def _find_candidates(element):
+    """The ``candidates`` tensor of an element, however wrappers (e.g. ``with_ids``) nested ``(x, y)``."""
+    if isinstance(element, dict):
+        if "candidates" in element:
+            return element["candidates"]
+        element = tuple(element.values())
+    if isinstance(element, (tuple, list)):
+        for part in element:
+            found = _find_candidates(part)
+            if found is not None:
+                return found
+    return None
 
 
 def _padding_values(spec, name: str = ""):

@@ -1,0 +1,55 @@
+"""Training the GREAT model on the real GREAT shards beats the trivial baselines."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from trainstats.models import (  # noqa: E402
+    SubtokenVocab,
+    build_varmisuse_model,
+    compile_varmisuse_model,
+    evaluate_varmisuse,
+    load_encoded,
+    make_dataset,
+)
+from trainstats.varmisuse import iter_examples, list_shards  # noqa: E402
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+MAX_TOKENS = 128
+
+
+def _random_candidate_accuracy(path) -> float:
+    """Repair accuracy of picking one integer candidate uniformly: mean over buggy examples of
+    |targets among candidates| / |candidates|."""
+    fr = []
+    for _, ex in iter_examples(path):
+        if ex["has_bug"] and len(ex["source_tokens"]) <= MAX_TOKENS:
+            cands = [c for c in ex["repair_candidates"] if isinstance(c, int)]
+            fr.append(sum(c in set(ex["repair_targets"]) for c in cands) / max(len(cands), 1))
+    return float(np.mean(fr))
+
+
+def test_great_model_beats_trivial_baselines(great_dev_dir):
+    train_shard, held_out_shard = list_shards(great_dev_dir)[:2]
+    vocab = SubtokenVocab.build((ex["source_tokens"] for _, ex in iter_examples(train_shard)), max_size=3000)
+    train = load_encoded(train_shard, vocab, max_tokens=MAX_TOKENS)
+    dev = load_encoded(held_out_shard, vocab, max_tokens=MAX_TOKENS)
+    keras.utils.set_random_seed(0)
+    model = build_varmisuse_model("great", vocab_size=len(vocab), hidden=64, num_layers=2, num_heads=4, dropout=0.0)
+    compile_varmisuse_model(model, learning_rate=3e-3)
+    model.fit(make_dataset(train, shuffle=True, max_tokens=MAX_TOKENS, token_budget=2048), epochs=8, verbose=0)
+    tr = evaluate_varmisuse(model, make_dataset(train, max_tokens=MAX_TOKENS))
+    dv = evaluate_varmisuse(model, make_dataset(dev, max_tokens=MAX_TOKENS))
+
+    # baseline 1, always "no bug": joint accuracy = fraction of bug-free examples, 0 on buggy ones
+    always_no_bug = 1.0 - float(train.has_bug.mean())
+    # measured (seed 0, 2026-11): train joint 0.75-0.8 after 8 epochs, vs 0.485 for "no bug"
+    assert tr["joint_acc"] > always_no_bug + 0.05, (tr, always_no_bug)
+    assert tr["bug_loc_acc"] > 0.2, tr
+    # baseline 2, a random candidate: the model's repair on held-out buggy code is better
+    # (measured: 0.28-0.34 held out vs 0.23 random)
+    random_candidate = _random_candidate_accuracy(held_out_shard)
+    assert dv["rep_acc"] > random_candidate + 0.03, (dv, random_candidate)

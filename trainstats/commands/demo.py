@@ -1,0 +1,100 @@
+"""``trainstats demo``: build data, noise it at several levels, train one small model per level with
+per-sample capture, analyse the runs, and print the report's path and a short summary."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated percentages such as 0,25,50; received {text!r}")
+    if not values or any(not 0 <= v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"noise levels must be percentages in [0, 100]; received {text!r}")
+    return [v / 100.0 for v in values]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative ints such as 0,1; received {text!r}")
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative ints; received {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: a new folder trainstats-demo-XXXX in the current directory)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="existing GREAT-format shards with train/ and dev/ splits (default: build from the "
+                             "running Python's standard library)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="Python source tree to build the data from (default: the standard library)")
+    parser.add_argument("--levels", type=_levels, default=[0.0, 0.25, 0.5],
+                        help="noise levels in percent, comma-separated (default: 0,25,50)")
+    parser.add_argument("--kind", default="label", help="noise kind (default: label; see `trainstats noise --help`)")
+    parser.add_argument("--seeds", type=_ints, default=[0], help="seeds, comma-separated (default: 0)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per run (default: preset's)")
+    parser.add_argument("--model", choices=["great", "transformer"], default=None,
+                        help="model family (default: great)")
+    parser.add_argument("--max-functions", type=int, default=None,
+                        help="functions taken from the source tree (two examples each; default: preset's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run in about 2 minutes (tiny data and model; too small to show memorization)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainstats.demo import DEFAULT, QUICK
+
+    settings = QUICK if args.quick else DEFAULT
+    changes = {}
+    if args.epochs is not None:
+        if args.epochs < 1:
+            print(f"trainstats demo: --epochs must be >= 1; received {args.epochs}", file=sys.stderr)
+            return 2
+        changes["epochs"] = args.epochs
+    if args.model is not None:
+        changes["model"] = args.model
+    if args.max_functions is not None:
+        if args.max_functions < 10:
+            print(f"trainstats demo: --max-functions must be >= 10; received {args.max_functions}", file=sys.stderr)
+            return 2
+        changes["max_functions"] = args.max_functions
+    settings = settings.replace(**changes)
+    if args.data is not None and args.source is not None:
+        print("trainstats demo: give --data or --source, not both", file=sys.stderr)
+        return 2
+    out = args.out or Path(tempfile.mkdtemp(prefix="trainstats-demo-", dir=os.getcwd()))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    # Keras warns on every epoch of a dataset of unknown length; the demo's datasets are finite on purpose
+    warnings.filterwarnings("ignore", message=".*Your input ran out of data.*")
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    logging.getLogger("trainstats").setLevel(logging.WARNING)
+
+    from trainstats.demo import format_summary, run_demo
+
+    try:
+        result = run_demo(out, data=args.data, source=args.source, levels=args.levels, kind=args.kind,
+                          seeds=args.seeds, settings=settings, progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"trainstats demo: {exc}", file=sys.stderr)
+        return 2
+    t = result.timings
+    print(f"trainstats demo: {len(result.run_dirs)} run(s) in {t['total']:.0f} s; everything is in {result.out_dir}")
+    print(f"report: {result.report}")
+    print()
+    print("joint accuracy (location and, for buggy examples, repair) at the last epoch; 'noisy' is accuracy")
+    print("against the noised labels, i.e. how much of the noise the model memorized:")
+    print(format_summary(result.summary))
+    return 0
