@@ -20,7 +20,7 @@ Derivation (``u32(s)`` = first 4 bytes of ``blake2b(s.encode(), digest_size=8)``
 from __future__ import annotations
 
 import hashlib
-from typing import MutableSequence, Sequence, TypeVar
+from typing import Callable, MutableSequence, Sequence, TypeVar
 
 import numpy as np
 
@@ -48,15 +48,23 @@ def selection_order(seed: int, split: str, has_bug: bool, n: int) -> np.ndarray:
 
 
 class ExampleRandom:
-    """Small random source for noise kinds, built only on PCG64 raw output (stable everywhere)."""
+    """Small random source for noise kinds, built only on PCG64 raw output (stable everywhere).
 
-    def __init__(self, bit_generator: np.random.PCG64):
-        self._bg = bit_generator
+    Args:
+        bit_generator: a PCG64, or a zero-argument callable returning one (created on first use,
+            so kinds that draw nothing cost nothing).
+    """
+
+    def __init__(self, bit_generator: np.random.PCG64 | Callable[[], np.random.PCG64]):
+        self._bg = bit_generator if isinstance(bit_generator, np.random.PCG64) else None
+        self._make = None if self._bg is not None else bit_generator
 
     def below(self, n: int) -> int:
         """Uniform integer in ``[0, n)`` (rejection sampling, no modulo bias)."""
         if n <= 0:
             raise ValueError(f"below(n) needs n >= 1, received n={n}")
+        if self._bg is None:
+            self._bg = self._make()
         limit = _U64 - (_U64 % n)
         while True:
             x = int(self._bg.random_raw())
@@ -77,5 +85,5 @@ class ExampleRandom:
 def example_random(seed: int, kind: str, sample_id: str) -> ExampleRandom:
     """The :class:`ExampleRandom` a kind gets for ``sample_id`` (see the module docstring)."""
     key = stable_u64(sample_id)
-    ss = np.random.SeedSequence(seed, spawn_key=(1, stable_u32(kind), key >> 32, key & 0xFFFFFFFF))
-    return ExampleRandom(np.random.PCG64(ss))
+    spawn_key = (1, stable_u32(kind), key >> 32, key & 0xFFFFFFFF)
+    return ExampleRandom(lambda: np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
