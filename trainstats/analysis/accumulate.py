@@ -104,6 +104,17 @@ class SampleStats:
             setattr(self, attr, _moved(getattr(self, attr), positions, n_new, fill))
         self.n_samples = int(n_new)
 
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the samples where ``mask`` is False (e.g. registered ids that never appeared)."""
+        for sums in (self.loss, self.margin, self.gold_prob, self.correct):
+            for attr in ("n", "s", "ss"):
+                a = getattr(sums, attr)
+                if a is not None:
+                    setattr(sums, attr, a[mask])
+        for attr in ("_last", "_forget", "_first_learned", "_for_good"):
+            setattr(self, attr, getattr(self, attr)[mask])
+        self.n_samples = int(mask.sum())
+
     # ------------------------------------------------------------------ feeding
     def update(
         self,

@@ -45,7 +45,13 @@ def gini_of_sorted(xs: np.ndarray) -> float:
     total = xs.sum()
     if total == 0 or xs[0] == xs[-1]:
         return 0.0
-    return float(2.0 * np.dot(np.arange(1, n + 1, dtype=np.float64), xs) / (n * total) - (n + 1.0) / n)
+    global _RANKS
+    if len(_RANKS) < n:
+        _RANKS = np.arange(1, max(n, 2 * len(_RANKS)) + 1, dtype=np.float64)
+    return float(2.0 * np.dot(_RANKS[:n], xs) / (n * total) - (n + 1.0) / n)
+
+
+_RANKS = np.arange(1, 1025, dtype=np.float64)  # 1..n, grown on demand (gini is called once per epoch)
 
 
 def mean_defined(values) -> tuple[float, int]:

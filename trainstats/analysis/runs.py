@@ -55,7 +55,7 @@ class _Messages(dict):
             log.info(text)
 
 
-def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: int = 5000, seed: int = 0,
+def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: int = 5000,
                 progress: bool = False) -> RunAnalysis:
     """Analyse one run directory written by :class:`trainstats.store.RunWriter`.
 
@@ -63,7 +63,7 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
         run_dir: the run directory.
         split: the split whose rows the per-sample scores use (``"train"``; ``"dev"`` on request).
         max_loss_samples: per ``(epoch, head, noise group)``, how many training losses to keep for
-            the loss histograms (a uniform random sample, ``seed``).
+            the loss histograms (every k-th row in sample-key order: a pseudo-random sample).
         progress: show a tqdm bar per split on stderr.
 
     Returns:
@@ -91,14 +91,13 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
         msgs.add(f"{label}: no {split} rows; per-sample scores skipped")
     if not any(s != "train" for s in splits):
         msgs.add(f"{label}: no held-out (dev/eval) rows; generalization gap and held-out curves skipped")
-    rng = np.random.default_rng(seed)
     metric_rows: list[dict] = []
     loss_parts: list[pd.DataFrame] = []
     curve_parts: list[pd.DataFrame] = []
     scores = pd.DataFrame()
     for sp in splits:
         result = _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts if sp == "train" else None,
-                             rng, max_loss_samples, progress)
+                             max_loss_samples, progress)
         keys, stats, noise, kinds, ctx = result
         if sp != "train":
             for head, st in stats.items():
@@ -129,10 +128,13 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
     return RunAnalysis(info, list(heads), scores, metrics, loss_samples, curves, list(msgs))
 
 
-def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max_loss, progress):
+def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, max_loss, progress):
     epochs = src.epochs(sp)
-    keys = np.zeros(0, np.int64)  # sorted sample keys seen so far; state grows when new ones appear
-    n = 0
+    # sorted sample keys; the per-sample state grows when a chunk brings new ones. The training split
+    # starts from the registered ids (samples/), so a run that streams its data does not regrow often.
+    keys = src.registered_keys() if sp == "train" else np.zeros(0, np.int64)
+    n = len(keys)
+    seen = np.zeros(n, bool)
     stats = {h: SampleStats(n) for h in heads}
     noise = np.zeros(n, bool)
     kind_code = np.full(n, -1, np.int32)
@@ -169,8 +171,10 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
             noise, kind_code = _moved(noise, positions, len(merged), False), \
                 _moved(kind_code, positions, len(merged), -1)
             ctx = {name: _moved(v, positions, len(merged), np.nan) for name, v in ctx.items()}
+            seen = _moved(seen, positions, len(merged), False)
             keys = merged
         idx = np.searchsorted(keys, sk)  # sorted needles: cache-friendly
+        seen[idx] = True
         unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
         nz = as_bool(t.column("noise"))[order]
         if unique:
@@ -187,23 +191,28 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, rng, max
             kind_code[idx[codes >= 0]] = codes[codes >= 0]
         for name in ctx:
             if name in t.column_names:
-                v = as_float(t.column(name))[order]
+                v = as_float(t.column(name), order)
                 ok = ~np.isnan(v)
                 ctx[name][idx[ok]] = v[ok]
-        bug = as_float(t.column(has_bug))[order] if has_bug in t.column_names else None
+        bug = as_float(t.column(has_bug), order) if has_bug in t.column_names else None
         ep = np.full(len(idx), epoch, np.int64)
         for hname, h in heads.items():
-            vals = {s: as_float(t.column(h.get(s)))[order] for s in _STATS if h.get(s) in t.column_names}
+            vals = {s: as_float(t.column(h.get(s)), order) for s in _STATS if h.get(s) in t.column_names}
             stats[hname].update_sorted(idx, ep, unique=unique, **vals)
             for s, v in vals.items():
                 defined[(hname, s)] = defined.get((hname, s), False) or bool((~np.isnan(v)).any())
             epoch_metrics(metric_rows, sp, epoch, hname, vals, nz, bug, idx, unique)
             if loss_parts is not None and "loss" in vals:
-                keep_losses(loss_parts, epoch, hname, vals["loss"], nz, rng, max_loss)
+                keep_losses(loss_parts, epoch, hname, vals["loss"], nz, max_loss)
     for (hname, s), ok in defined.items():
         if not ok:
             msgs.add(f"{src.run_dir.name}: head {hname}: '{s}' is null in every {sp} row; scores and metrics "
                      f"from it skipped")
+    if not seen.all():  # registered ids without a row in this split
+        for st in stats.values():
+            st.keep(seen)
+        keys, noise, kind_code = keys[seen], noise[seen], kind_code[seen]
+        ctx = {name: v[seen] for name, v in ctx.items()}
     kind_arr = np.array(kinds + [None], dtype=object)[np.where(kind_code >= 0, kind_code, len(kinds))]
     return keys, stats, noise, kind_arr, ctx
 

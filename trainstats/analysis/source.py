@@ -22,14 +22,26 @@ __all__ = ["RunSource", "as_float", "as_bool"]
 _EPOCH_DIR = re.compile(r"^epoch=(-?\d+)$")
 
 
-def as_float(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A numeric/bool Arrow column as float64 numpy, null -> NaN (bool -> 1.0 / 0.0)."""
-    if col.type != pa.float64():
-        col = pc.cast(col, pa.float64())
-    if col.null_count:
-        col = pc.fill_null(col, np.nan)
-    return np.asarray(col.to_numpy() if isinstance(col, pa.ChunkedArray) else col.to_numpy(zero_copy_only=False),
-                      np.float64)
+def as_float(col: pa.ChunkedArray | pa.Array, order: np.ndarray | None = None) -> np.ndarray:
+    """A numeric/bool Arrow column as float64 numpy, null -> NaN (bool -> 1.0 / 0.0).
+
+    ``order``: a permutation applied before widening to float64 (cheaper on float32 data)."""
+    typ = col.type
+    if pa.types.is_floating(typ):
+        a = col.to_numpy() if isinstance(col, pa.ChunkedArray) else col.to_numpy(zero_copy_only=False)  # null->NaN
+    elif pa.types.is_boolean(typ):
+        a = _np(pc.fill_null(col, False)).astype(np.float64)
+        if col.null_count:
+            a[~_np(pc.is_valid(col))] = np.nan
+    else:
+        a = _np(pc.fill_null(pc.cast(col, pa.float64()), np.nan))
+    if order is not None:
+        a = a[order]
+    return np.asarray(a, np.float64)
+
+
+def _np(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return col.to_numpy() if isinstance(col, pa.ChunkedArray) else col.to_numpy(zero_copy_only=False)
 
 
 def as_bool(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -87,6 +99,16 @@ class RunSource:
         """Rows of one ``(split, epoch)`` with the given columns (newest attempt wins)."""
         expr = (ds.field("split") == split) & (ds.field("epoch") == epoch)
         return self.dataset.to_table(columns=columns, filter=expr)
+
+    def registered_keys(self) -> np.ndarray:
+        """Sorted distinct keys of the ``samples/`` side table (empty when there is none)."""
+        files = sorted((self.run_dir / "samples").glob("part-*.parquet"))
+        if not files:
+            return np.zeros(0, np.int64)
+        keys = np.concatenate([pq.read_table(f, columns=["sample_key"]).column("sample_key").to_numpy()
+                               for f in files])
+        keys.sort()
+        return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
     def sample_ids(self, keys: np.ndarray) -> tuple[pa.Array, int]:
         """``(sample_id array aligned with sorted keys (null when unregistered), number unregistered)``.

@@ -73,7 +73,7 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
     names = _unique_names(dirs)
     results: list[RunAnalysis] = []
     for d in dirs:
-        results.append(analyze_run(d, split=split, max_loss_samples=max_loss_samples, seed=seed, progress=progress))
+        results.append(analyze_run(d, split=split, max_loss_samples=max_loss_samples, progress=progress))
     runs = pd.DataFrame([dict(run=n, noise_level=r.info.noise_level, noise_kind=r.info.noise_kind,
                               seed=r.info.seed, run_dir=str(d), heads=",".join(r.heads))
                          for n, r, d in zip(names, results, dirs)])

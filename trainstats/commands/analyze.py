@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutoff-recall", type=float, default=0.99,
                         help="calibrated cut-off: recall it keeps on the calibration half of the noisy samples "
                              "(default 0.99, the AUM paper's 99th percentile)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration split and loss sampling")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random calibration split of the noisy samples")
     parser.add_argument("--max-loss-samples", type=int, default=5000,
                         help="training losses kept per epoch, head and noise group for the histograms")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")

@@ -133,15 +133,21 @@ def data_map(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> Pat
     return _save(fig, out / f"data_map_{safe_name(run)}.png")
 
 
-def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path) -> Path | None:
-    """Histogram of each score, clean vs noisy (inf = never learned, shown in the text box)."""
+def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path, *,
+                        max_points: int = 200_000) -> Path | None:
+    """Histogram of each score, clean vs noisy (inf = never learned, counted in the text box).
+
+    Densities are drawn from at most ``max_points`` random samples; the inf counts use all samples.
+    """
     s = _run_rows(scores, run, [f"{head}_{n}" for n in DIRECTIONS])
     names = [n for n in DIRECTIONS if f"{head}_{n}" in s and s[f"{head}_{n}"].notna().any()]
     if not names:
         return None
+    sub = _sample(s, max_points)
     fig, axes = _grid(len(names), ncols=4, size=(3.6, 2.8))
     for ax, name in zip(axes, names):
-        v = s[f"{head}_{name}"].to_numpy(np.float64)
+        v_all = s[f"{head}_{name}"].to_numpy(np.float64)
+        v = sub[f"{head}_{name}"].to_numpy(np.float64)
         finite = np.isfinite(v)
         if not finite.any():
             ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
@@ -150,13 +156,13 @@ def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path) ->
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
         text = []
         for flag, group in ((False, "clean"), (True, "noisy")):
-            m = (s["noise"].to_numpy() == flag)
+            m = (sub["noise"].to_numpy() == flag)
             x = v[m & finite]
             if len(x):
                 ax.hist(np.clip(x, bins[0], bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5,
                         color=COLORS[group],
                         label=group)
-            n_inf = int((m & np.isinf(v)).sum())
+            n_inf = int(((s["noise"].to_numpy() == flag) & np.isinf(v_all)).sum())
             if n_inf:
                 text.append(f"{group}: {n_inf} inf")
         if text:
