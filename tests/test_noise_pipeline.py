@@ -217,3 +217,21 @@ def test_split_subfolders_are_mirrored_and_selected_per_split(great_dev_dir, tmp
     manifest = load_manifest(out)
     assert set(manifest["split"]) == {"train", "dev"}
     assert all(sid.startswith(f"{sp}__") for sid, sp in zip(manifest["sample_id"], manifest["split"]))
+
+
+def test_store_fills_noise_columns_from_the_manifest(noised, tmp_path, source):
+    """The recorders' contract: RunWriter(noise_manifest=<our parquet>) flags exactly our samples."""
+    store = pytest.importorskip("trainstats.store")
+    out, _ = noised["rename"]
+    manifest = load_manifest(out)
+    ids = list(source)[:200]
+    col = store.ValueColumn("loss", "float32", head="output", stat="loss", unit="nats", description="test")
+    with store.RunWriter(tmp_path / "run", [col], recorder="test", config={},
+                         noise_manifest=str(out / MANIFEST_NAME)) as w:
+        keys = w.register_samples(ids)
+        w.write(split="train", epoch=0, step=0, batch=0, sample_key=keys,
+                values={"loss": np.zeros(len(ids), np.float32)})
+    df = store.read(tmp_path / "run", split="train").set_index("sample_id")
+    noisy = set(ids) & set(manifest["sample_id"])
+    assert noisy and set(df.index[df["noise"].astype(bool)]) == noisy
+    assert set(df.loc[sorted(noisy), "noise_kind"]) == {"rename"}
