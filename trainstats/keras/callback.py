@@ -109,7 +109,7 @@ class PerSampleStats(keras.callbacks.Callback):
         self._fits = 0
         self._registered = 0
         self._pending: list[tuple[str, int, dict]] = []
-        self._buffer: list[dict] = []
+        self._buffer: list[tuple[str, int, dict]] = []
         self._buffered_rows = 0
         self.buffer_rows = 65536
         self._saved_functions: tuple | None = None
@@ -145,7 +145,7 @@ class PerSampleStats(keras.callbacks.Callback):
                    and type(strategy).__name__ == "_DefaultDistributionStrategy")
         self._capture.jit = bool(jit) and not model.jit_compile and not model.run_eagerly
         key = (id(model), int(model.steps_per_execution or 1), model.jit_compile, model.run_eagerly,
-               id(strategy), id(model.optimizer), self._capture.jit)
+               id(strategy), id(model.optimizer), id(model._compile_loss), self._capture.jit)
         if self._functions is None or self._functions[0] != key:  # like Keras: trace once per model setup
             self._functions = (
                 key,
