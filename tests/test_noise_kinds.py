@@ -49,9 +49,16 @@ def test_label_flips_labels_consistently(examples):
             continue
         assert new["source_tokens"] == ex["source_tokens"]
         assert new["has_bug"] != ex["has_bug"]
+        assert _ints(new["repair_candidates"]) == _ints(ex["repair_candidates"])
         if ex["has_bug"]:
             assert (new["error_location"], new["repair_targets"]) == (0, [])
             assert (new["bug_kind"], new["bug_kind_name"]) == (0, "NONE")
+            # candidate names added in the real bug-free layout: positions of a variable, then its name
+            cands, toks = new["repair_candidates"], new["source_tokens"]
+            for i, c in enumerate(cands):
+                if isinstance(c, str):
+                    assert i > 0 and isinstance(cands[i - 1], int) and toks[cands[i - 1]] == c
+            assert {c for c in cands if isinstance(c, str)} == {toks[c] for c in _ints(cands)}
         else:
             n_new_buggy += 1
             toks, loc, targets = new["source_tokens"], new["error_location"], new["repair_targets"]
@@ -64,7 +71,21 @@ def test_label_flips_labels_consistently(examples):
             # all occurrences of that variable among the candidates, no more, no less
             assert targets == sorted(c for c in set(cands) if toks[c] == toks[targets[0]])
             assert (new["bug_kind"], new["bug_kind_name"]) == (1, "VARIABLE_MISUSE")
+            assert all(isinstance(c, int) for c in new["repair_candidates"]), "buggy examples carry no names"
     assert n_new_buggy > 400
+
+
+def test_label_candidate_layout_matches_real_bug_free_examples(examples):
+    """Flipping a real bug-free example to buggy and back restores its candidates (when recoverable)."""
+    kind = get_kind("label")
+    restored = total = 0
+    for sid, ex in examples:
+        if ex["has_bug"] or not kind.is_eligible(ex):
+            continue
+        back = kind.apply(kind.apply(ex, example_random(0, "label", sid)), example_random(0, "label", sid))
+        total += 1
+        restored += back["repair_candidates"] == ex["repair_candidates"]
+    assert restored > 0.95 * total   # the rest name variables that have no positions (not recoverable)
 
 
 def test_label_spreads_error_locations(examples):

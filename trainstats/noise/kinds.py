@@ -107,6 +107,21 @@ def _candidate_names(example: dict) -> list[str]:
     return list(dict.fromkeys(tokens[c] for c in _int_candidates(example)))
 
 
+def _named_candidates(tokens: list[str], ints: list[int]) -> list:
+    """Bug-free layout of ``repair_candidates``: each run of same-variable positions, then its name.
+
+    Real bug-free GREAT examples list candidates this way (``[4, 20, 64, "key", 2, 31, "self"]``);
+    buggy ones list the positions only. (A few real bug-free examples also name variables without
+    positions; those names cannot be recovered.)
+    """
+    out: list = []
+    for i, c in enumerate(ints):
+        out.append(c)
+        if i + 1 == len(ints) or tokens[ints[i + 1]] != tokens[c]:
+            out.append(tokens[c])
+    return out
+
+
 # -------------------------------------------------------------------------------------------- label
 def _label_eligible(example: dict) -> bool:
     return bool(example["has_bug"]) or len(_candidate_names(example)) >= 2
@@ -115,20 +130,25 @@ def _label_eligible(example: dict) -> bool:
 @register_kind(
     "label", changes_labels=True, eligible=_label_eligible,
     description="output noise: flip the label. buggy -> bug-free (has_bug false, error_location 0, no "
-                "repair targets, bug_kind 0/NONE); bug-free -> buggy at a uniformly chosen variable-use "
-                "position (an integer repair candidate) whose repair targets are all candidate positions "
-                "of one uniformly chosen *other* candidate variable. Tokens unchanged. A bug-free "
-                "example with fewer than two distinct candidate variables is ineligible.")
+                "repair targets, bug_kind 0/NONE, candidate names added as in real bug-free examples); "
+                "bug-free -> buggy at a uniformly chosen variable-use position (an integer repair "
+                "candidate) whose repair targets are all candidate positions of one uniformly chosen "
+                "*other* candidate variable (bug_kind 1/VARIABLE_MISUSE, candidate names dropped as in "
+                "real buggy examples). Tokens and candidate positions unchanged. A bug-free example "
+                "with fewer than two distinct candidate variables is ineligible.")
 def _label(example: dict, rng: ExampleRandom) -> dict | None:
     new = dict(example)
+    tokens = example["source_tokens"]
+    ints = [c for c in example["repair_candidates"] if isinstance(c, int) and not isinstance(c, bool)]
     if example["has_bug"]:
         new.update(has_bug=False, error_location=0, repair_targets=[])
+        if len(ints) == len(example["repair_candidates"]):  # positions only: add names like real data
+            new["repair_candidates"] = _named_candidates(tokens, ints)
         if "bug_kind" in new:
             new["bug_kind"] = 0
         if "bug_kind_name" in new:
             new["bug_kind_name"] = "NONE"
         return new
-    tokens = example["source_tokens"]
     cands = _int_candidates(example)
     names = list(dict.fromkeys(tokens[c] for c in cands))
     if len(names) < 2:
@@ -136,7 +156,8 @@ def _label(example: dict, rng: ExampleRandom) -> dict | None:
     loc = rng.choice(cands)
     others = [n for n in names if n != tokens[loc]]
     correct = rng.choice(others)
-    new.update(has_bug=True, error_location=loc, repair_targets=[c for c in cands if tokens[c] == correct])
+    new.update(has_bug=True, error_location=loc, repair_targets=[c for c in cands if tokens[c] == correct],
+               repair_candidates=ints)
     if "bug_kind" in new:
         new["bug_kind"] = 1
     if "bug_kind_name" in new:
