@@ -5,8 +5,8 @@ Needs a GREAT checkout (VHellendoorn/ICLR20-Great) and GREAT-format data with a 
     python bench/great_overhead.py --checkout /path/to/ICLR20-Great --data DATA_ROOT [--family great]
 
 Both loops train one tiny model (hidden 64, 2 layers) in this process, in interleaved blocks of
-``--block`` batches: the plain loop is GREAT's training step on GREAT's own ``DataLoader.batcher``; the
-instrumented loop is the same step on :class:`trainstats.great.IdBatcher` plus per-sample stats from
+``--block`` batches: the plain loop is GREAT's update (``trainstats.great.loop.train_step``, the step
+``run_model.py`` makes) on GREAT's own ``DataLoader.batcher``; the instrumented loop is the same step on :class:`trainstats.great.IdBatcher` plus per-sample stats from
 the same forward pass and a ``RunWriter`` row write per batch (into a temporary run directory). A
 second pair runs both steps on the same batches held in memory, isolating the cost of the stats and
 row writes from the input pipelines. Prints per-round samples/s and median ratios (target: overhead
@@ -49,6 +49,7 @@ def main() -> int:
     import tensorflow as tf
 
     from trainstats.great.batching import IdBatcher
+    from trainstats.great.loop import train_step
     from trainstats.great.recorder import GreatRecorder
     from trainstats.great.stats import per_sample_stats_fn
 
@@ -65,28 +66,18 @@ def main() -> int:
     share = {"instr": 0.0, "step": 0.0}  # calling-thread CPU seconds in instrumented steps
 
     def step(batch, record: bool, n: int) -> int:
+        """The loop's own train_step, then what the instrumented loop adds: one row write."""
         t0 = time.thread_time()
-        tokens, edges, error_loc, repair_targets, repair_candidates = batch[:5]
-        token_mask = tf.clip_by_value(tf.reduce_sum(tokens, -1), 0, 1)
-        with tf.GradientTape() as tape:
-            preds = model(tokens, token_mask, edges, training=True)
-            ls, acs = model.get_loss(preds, token_mask, error_loc, repair_targets, repair_candidates)
-            loss = ls[0] + ls[1]
-        grads = tape.gradient(loss, model.trainable_variables)
-        grads, _ = tf.clip_by_global_norm(grads, 0.25)
-        if record:
+        out = train_step(model, optimizer, batch, with_stats=False)
+        if record:  # the loop computes the same stats from the same logits inside train_step
             t1 = time.thread_time()
-            stats = per_sample_stats_fn(preds, token_mask, error_loc, repair_targets, repair_candidates)
-            share["instr"] += time.thread_time() - t1
-        optimizer.apply_gradients(list(zip(grads, model.trainable_variables)))
-        if record:
-            t1 = time.thread_time()
+            stats = per_sample_stats_fn(out.logits, out.token_mask, batch[2], batch[3], batch[4])
             recorder.write_batch(split="train", epoch=0, step=n, batch=n, sample_ids=batch[5].numpy(),
                                  n_tokens=batch[6].numpy(), stats=stats)
             share["instr"] += time.thread_time() - t1
-        num_buggy = tf.reduce_sum(tf.clip_by_value(error_loc, 0, 1))
-        great.run_model.update_metrics(losses, accs, counts, token_mask, ls, acs, num_buggy)
-        samples = int(tf.shape(token_mask)[0].numpy())  # GREAT syncs here too (tracker.update_samples)
+        great.run_model.update_metrics(losses, accs, counts, out.token_mask, out.losses, out.accuracies,
+                                       tf.reduce_sum(tf.clip_by_value(batch[2], 0, 1)))
+        samples = int(tf.shape(out.token_mask)[0].numpy())  # GREAT syncs here too (tracker.update_samples)
         if record:
             share["step"] += time.thread_time() - t0
         return samples

@@ -1,6 +1,6 @@
 """GREAT's training and evaluation loops with per-sample statistics from the same forward pass.
 
-:func:`train` and :func:`evaluate` follow ``running/run_model.py`` of the checkout: the same model
+:func:`train` and :func:`evaluate` behave like ``running/run_model.py`` of the checkout: the same model
 (``VarMisuseModel``), loss (``get_loss``), optimizer (Adam, global-norm clipping at 0.25), metrics
 (the checkout's ``get_metrics``/``update_metrics``), ``Tracker`` checkpoints and ``log.txt``, console
 lines and step logic — so aggregate numbers equal an uninstrumented run on the same seed. What is added:
@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,15 +27,64 @@ from trainstats.great.checkout import GreatCheckout
 from trainstats.great.recorder import GreatRecorder, load_updates, save_updates
 from trainstats.great.stats import per_sample_stats_fn
 
-__all__ = ["train", "evaluate", "evaluate_checkpoint"]
+__all__ = ["StepOutput", "train", "train_step", "eval_step", "evaluate", "evaluate_checkpoint"]
 
 log = logging.getLogger("trainstats.great")
 Echo = Callable[[str], None]
+GRADIENT_CLIP_NORM = 0.25  # GREAT clips the global gradient norm to this
 
 
-def _fmt(losses: list, accs: list) -> tuple[str, str]:
-    return (", ".join("{0:.3f}".format(m.result().numpy()) for m in losses),
-            ", ".join("{0:.2%}".format(m.result().numpy()) for m in accs))
+class StepOutput(NamedTuple):
+    """What one batch's forward pass gives the loop: GREAT's mask, losses and accuracies, our stats."""
+
+    logits: tf.Tensor            # float32 [B, 2, T], the model's pointer logits
+    token_mask: tf.Tensor        # int32 [B, T]
+    losses: tuple                # GREAT's (localization, repair) batch losses
+    accuracies: tuple            # GREAT's (no-bug, localization, repair, joint) batch accuracies
+    stats: dict | None           # per-sample tensors from per_sample_stats, or None
+
+
+def _mask_of(tokens: tf.Tensor) -> tf.Tensor:
+    """1 where a token has a non-padding sub-token, as GREAT's loop computes it: int32 [B, T]."""
+    return tf.clip_by_value(tf.reduce_sum(tokens, axis=-1), 0, 1)
+
+
+def _bug_count(error_locations: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.clip_by_value(error_locations, 0, 1))
+
+
+def train_step(model: Any, optimizer: Any, batch: tuple, *, with_stats: bool) -> StepOutput:
+    """One GREAT update: forward pass with dropout, GREAT's loss, clipped gradients, Adam.
+
+    With ``with_stats`` the per-sample stats are computed from this forward pass's logits (taken
+    before the update is applied); no second forward pass is made.
+    """
+    tokens, edges, error_locations, targets, candidates = batch[:5]
+    mask = _mask_of(tokens)
+    with tf.GradientTape() as tape:
+        logits = model(tokens, mask, edges, training=True)
+        head_losses, head_accs = model.get_loss(logits, mask, error_locations, targets, candidates)
+        objective = head_losses[0] + head_losses[1]
+    variables = model.trainable_variables
+    clipped, _ = tf.clip_by_global_norm(tape.gradient(objective, variables), GRADIENT_CLIP_NORM)
+    stats = per_sample_stats_fn(logits, mask, error_locations, targets, candidates) if with_stats else None
+    optimizer.apply_gradients(list(zip(clipped, variables)))
+    return StepOutput(logits, mask, head_losses, head_accs, stats)
+
+
+def eval_step(model: Any, batch: tuple, *, with_stats: bool) -> StepOutput:
+    """GREAT's held-out forward pass (no dropout, no update), with per-sample stats if asked."""
+    tokens, edges, error_locations, targets, candidates = batch[:5]
+    mask = _mask_of(tokens)
+    logits = model(tokens, mask, edges, training=False)
+    head_losses, head_accs = model.get_loss(logits, mask, error_locations, targets, candidates)
+    stats = per_sample_stats_fn(logits, mask, error_locations, targets, candidates) if with_stats else None
+    return StepOutput(logits, mask, head_losses, head_accs, stats)
+
+
+def _summary(losses: list, accs: list) -> tuple[str, str]:
+    return (", ".join(f"{m.result().numpy():.3f}" for m in losses),
+            ", ".join(f"{m.result().numpy():.2%}" for m in accs))
 
 
 def _build(great: GreatCheckout, data: Any, config: dict) -> Any:
@@ -56,36 +105,31 @@ def evaluate(great: GreatCheckout, data: Any, config: dict, model: Any, *, is_he
 
     Returns GREAT's four accuracies (no-bug, bug localization, repair, joint), like GREAT's ``evaluate``.
     """
-    rm = great.run_model
+    metrics = great.run_model
     split = "dev" if is_heldout else "eval"
     echo("Running evaluation pass on heldout data" if is_heldout else "Testing pre-trained model on full eval data")
-    losses, accs, counts = rm.get_metrics()
-    mbs = 0
-    for batch in IdBatcher(data).batcher(split):
-        mbs += 1
-        tokens, edges, error_loc, repair_targets, repair_candidates, ids, n_tokens = batch
-        token_mask = tf.clip_by_value(tf.reduce_sum(tokens, -1), 0, 1)
-        pointer_preds = model(tokens, token_mask, edges, training=False)
-        ls, acs = model.get_loss(pointer_preds, token_mask, error_loc, repair_targets, repair_candidates)
-        num_buggy = tf.reduce_sum(tf.clip_by_value(error_loc, 0, 1))
-        rm.update_metrics(losses, accs, counts, token_mask, ls, acs, num_buggy)
+    losses, accs, counts = metrics.get_metrics()
+    limit, print_every = config["data"]["max_valid_samples"], config["training"]["print_freq"]
+    for index, batch in enumerate(IdBatcher(data).batcher(split)):
+        out = eval_step(model, batch, with_stats=recorder is not None)
+        metrics.update_metrics(losses, accs, counts, out.token_mask, out.losses, out.accuracies,
+                               _bug_count(batch[2]))
         if recorder is not None:
-            stats = per_sample_stats_fn(pointer_preds, token_mask, error_loc, repair_targets, repair_candidates)
-            recorder.write_batch(split=split, epoch=epoch, step=step, batch=mbs - 1, sample_ids=ids.numpy(),
-                                 n_tokens=n_tokens.numpy(), stats=stats)
-        if is_heldout and counts[0].result() > config["data"]["max_valid_samples"]:
-            break
-        if not is_heldout and mbs % config["training"]["print_freq"] == 0:
-            loss_str, acc_str = _fmt(losses, accs)
-            echo("Testing progress: MB: {0}, seqs: {1:,}, tokens: {2:,}, loss: {3}, accs: {4}".format(
-                mbs, counts[0].result().numpy(), counts[1].result().numpy(), loss_str, acc_str))
-    avg_accs = [a.result().numpy() for a in accs]
-    loss_str, acc_str = _fmt(losses, accs)
-    echo("Evaluation result: seqs: {0:,}, tokens: {1:,}, loss: {2}, accs: {3}".format(
-        counts[0].result().numpy(), counts[1].result().numpy(), loss_str, acc_str))
+            recorder.write_batch(split=split, epoch=epoch, step=step, batch=index, sample_ids=batch[5].numpy(),
+                                 n_tokens=batch[6].numpy(), stats=out.stats)
+        if is_heldout:
+            if counts[0].result() > limit:
+                break
+        elif (index + 1) % print_every == 0:
+            loss_text, acc_text = _summary(losses, accs)
+            echo(f"Testing progress: MB: {index + 1}, seqs: {counts[0].result().numpy():,}, "
+                 f"tokens: {counts[1].result().numpy():,}, loss: {loss_text}, accs: {acc_text}")
+    loss_text, acc_text = _summary(losses, accs)
+    echo(f"Evaluation result: seqs: {counts[0].result().numpy():,}, tokens: {counts[1].result().numpy():,}, "
+         f"loss: {loss_text}, accs: {acc_text}")
     if recorder is not None:
         recorder.flush()
-    return avg_accs
+    return [m.result().numpy() for m in accs]
 
 
 def train(great: GreatCheckout, data: Any, config: dict, *, model_path: str | None = None,
@@ -98,18 +142,17 @@ def train(great: GreatCheckout, data: Any, config: dict, *, model_path: str | No
     """
     plain_config = copy.deepcopy(config)  # before GREAT's layers wrap its nested dicts
     model = _build(great, data, config)
-    echo("Model initialized, training {:,} parameters".format(
-        np.sum([np.prod(v.shape) for v in model.trainable_variables])))
+    n_params = np.sum([np.prod(v.shape) for v in model.trainable_variables])
+    echo(f"Model initialized, training {n_params:,} parameters")
     optimizer = tf.optimizers.Adam(config["training"]["learning_rate"])
     tracker = _tracker(great, model, model_path, log_path)
     tracker.restore()
-    ckpt_step = int(tracker.ckpt.step.numpy())
-    echo(("Restored from step: {}" if ckpt_step > 0 else "Step: {}").format(ckpt_step + 1))
-    updates_dir = tracker.model_path
-    updates = load_updates(updates_dir, ckpt_step) if ckpt_step > 0 else 0
+    resumed_at = int(tracker.ckpt.step.numpy())
+    echo(f"Restored from step: {resumed_at + 1}" if resumed_at > 0 else f"Step: {resumed_at + 1}")
+    updates = load_updates(tracker.model_path, resumed_at) if resumed_at > 0 else 0
     if updates is None:
         log.warning("no update count stored for checkpoint step %d in %s; the store's step column restarts "
-                    "at 0 for this attempt", ckpt_step, updates_dir)
+                    "at 0 for this attempt", resumed_at, tracker.model_path)
         updates = 0
     recorder = None
     if stats_dir is not None:
@@ -118,63 +161,54 @@ def train(great: GreatCheckout, data: Any, config: dict, *, model_path: str | No
         recorder = GreatRecorder(stats_dir, config=cfg, noise_manifest=noise_manifest,
                                  versions={"tensorflow": tf.__version__})
     try:
-        _train_loop(great, model, optimizer, tracker, data, config, recorder, updates, updates_dir, echo)
+        _train_loop(great, model, optimizer, tracker, data, config, recorder, updates, echo)
     finally:
         if recorder is not None:
             recorder.close()
 
 
 def _train_loop(great: GreatCheckout, model: Any, optimizer: Any, tracker: Any, data: Any, config: dict,
-                recorder: GreatRecorder | None, updates: int, updates_dir: str, echo: Echo) -> None:
-    rm = great.run_model
+                recorder: GreatRecorder | None, updates: int, echo: Echo) -> None:
+    metrics = great.run_model
     max_steps, valid_interval = config["training"]["max_steps"], config["data"]["valid_interval"]
-    mbs, batch_in_epoch = 0, 0
-    losses, accs, counts = rm.get_metrics()
+    print_every = config["training"]["print_freq"]
+    minibatches, batch_in_epoch = 0, 0
+    losses, accs, counts = metrics.get_metrics()
     batcher = IdBatcher(data)
     while tracker.ckpt.step < max_steps:
         for batch in batcher.batcher("train"):
-            mbs += 1
-            tokens, edges, error_loc, repair_targets, repair_candidates, ids, n_tokens = batch
-            token_mask = tf.clip_by_value(tf.reduce_sum(tokens, -1), 0, 1)
-            with tf.GradientTape() as tape:
-                pointer_preds = model(tokens, token_mask, edges, training=True)
-                ls, acs = model.get_loss(pointer_preds, token_mask, error_loc, repair_targets, repair_candidates)
-                loss = ls[0] + ls[1]
-            grads = tape.gradient(loss, model.trainable_variables)
-            grads, _ = tf.clip_by_global_norm(grads, 0.25)
-            if recorder is not None:  # from the logits of this very forward pass, before the update
-                stats = per_sample_stats_fn(pointer_preds, token_mask, error_loc, repair_targets, repair_candidates)
-            optimizer.apply_gradients(list(zip(grads, model.trainable_variables)))
+            minibatches += 1
             epoch = int(tracker.ckpt.step.numpy())
+            out = train_step(model, optimizer, batch, with_stats=recorder is not None)
             if recorder is not None:
                 recorder.write_batch(split="train", epoch=epoch, step=updates, batch=batch_in_epoch,
-                                     sample_ids=ids.numpy(), n_tokens=n_tokens.numpy(), stats=stats)
+                                     sample_ids=batch[5].numpy(), n_tokens=batch[6].numpy(), stats=out.stats)
             updates += 1
             batch_in_epoch += 1
-
-            num_buggy = tf.reduce_sum(tf.clip_by_value(error_loc, 0, 1))
-            samples = tf.shape(token_mask)[0]
-            prev_samples = tracker.get_samples()
-            curr_samples = tracker.update_samples(samples)
-            rm.update_metrics(losses, accs, counts, token_mask, ls, acs, num_buggy)
-            if mbs % config["training"]["print_freq"] == 0:
-                loss_str, acc_str = _fmt(losses, accs)
-                echo("MB: {0}, seqs: {1:,}, tokens: {2:,}, loss: {3}, accs: {4}".format(
-                    mbs, curr_samples, counts[1].result().numpy(), loss_str, acc_str))
-                [m.reset_states() for m in losses + accs]
-            if prev_samples // valid_interval < curr_samples // valid_interval:
-                avg_accs = evaluate(great, data, config, model, recorder=recorder, epoch=epoch,
-                                    step=updates, echo=echo)
-                save_updates(updates_dir, epoch + 1, updates)  # before the checkpoint: never missing for it
-                tracker.save_checkpoint(model, avg_accs)
+            seen_before = tracker.get_samples()
+            seen = tracker.update_samples(tf.shape(out.token_mask)[0])
+            metrics.update_metrics(losses, accs, counts, out.token_mask, out.losses, out.accuracies,
+                                   _bug_count(batch[2]))
+            if minibatches % print_every == 0:
+                loss_text, acc_text = _summary(losses, accs)
+                echo(f"MB: {minibatches}, seqs: {seen:,}, tokens: {counts[1].result().numpy():,}, "
+                     f"loss: {loss_text}, accs: {acc_text}")
+                for m in losses + accs:
+                    m.reset_states()
+            if seen_before // valid_interval < seen // valid_interval:  # a GREAT step ends
+                held_out = evaluate(great, data, config, model, recorder=recorder, epoch=epoch, step=updates,
+                                    echo=echo)
+                save_updates(tracker.model_path, epoch + 1, updates)  # before the checkpoint it belongs to
+                tracker.save_checkpoint(model, held_out)
                 batch_in_epoch = 0
                 if tracker.ckpt.step >= max_steps:
                     break
-                echo("Step: {}".format(tracker.ckpt.step.numpy() + 1))
+                echo(f"Step: {tracker.ckpt.step.numpy() + 1}")
 
 
 def evaluate_checkpoint(great: GreatCheckout, data: Any, config: dict, *, model_path: str, log_path: str,
-         stats_dir: str | None = None, run_config: dict | None = None, echo: Echo = log.info) -> list:
+                        stats_dir: str | None = None, run_config: dict | None = None,
+                        echo: Echo = log.info) -> list:
     """GREAT's ``-e`` mode: restore the best checkpoint and evaluate on ``eval`` (rows: ``split=eval``).
 
     Evaluation rows go to their own, new run directory (``epoch`` = the checkpoint's GREAT step - 1).
@@ -183,14 +217,14 @@ def evaluate_checkpoint(great: GreatCheckout, data: Any, config: dict, *, model_
     model = _build(great, data, config)
     tracker = _tracker(great, model, model_path, log_path)
     tracker.restore(best_model=True)
-    ckpt_step = int(tracker.ckpt.step.numpy())
+    restored = int(tracker.ckpt.step.numpy())
     recorder = None
     if stats_dir is not None:
-        recorder = GreatRecorder(stats_dir, config={"great_config": plain_config, **(run_config or {})}, fresh=True,
-                                 versions={"tensorflow": tf.__version__})
+        recorder = GreatRecorder(stats_dir, config={"great_config": plain_config, **(run_config or {})},
+                                 fresh=True, versions={"tensorflow": tf.__version__})
     try:
         return evaluate(great, data, config, model, is_heldout=False, recorder=recorder,
-                        epoch=max(ckpt_step - 1, 0), step=load_updates(Path(model_path), ckpt_step) or 0,
+                        epoch=max(restored - 1, 0), step=load_updates(Path(model_path), restored) or 0,
                         echo=echo)
     finally:
         if recorder is not None:

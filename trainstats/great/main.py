@@ -59,7 +59,7 @@ def run_great(*, checkout: str | os.PathLike, data_path: str, vocabulary_path: s
                   "models": models, "log": log_path}
     if eval_only:
         if models is None or log_path is None:
-            raise ValueError("Must provide a path to pre-trained models when running final evaluation")
+            raise ValueError("-e/--eval_only evaluates a trained model: give its checkpoints (-m) and log (-l)")
         loop.evaluate_checkpoint(great, data, config, model_path=models, log_path=log_path, stats_dir=stats,
                                  run_config=run_config, echo=echo)
     else:
