@@ -34,7 +34,8 @@ def safe_name(text: str) -> str:
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)):
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    # at least 7 inches wide so the figure title (the run name and what is shown) fits on one line
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(size[0] * ncols, 7.0), size[1] * nrows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
