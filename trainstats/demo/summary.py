@@ -9,8 +9,9 @@ import pandas as pd
 __all__ = ["summarize", "format_summary"]
 
 
-def _acc(m: pd.DataFrame, run: str, split: str, group: str, epoch: int | None = None) -> float:
-    sel = m[(m["run"] == run) & (m["split"] == split) & (m["head"] == "joint") & (m["subset"] == "all")
+def _acc(m: pd.DataFrame, run: str, split: str, group: str, epoch: int | None = None, *,
+         head: str = "joint", subset: str = "all") -> float:
+    sel = m[(m["run"] == run) & (m["split"] == split) & (m["head"] == head) & (m["subset"] == subset)
             & (m["noise_group"] == group) & (m["metric"] == "accuracy")]
     if not len(sel):
         return math.nan
@@ -24,8 +25,12 @@ def summarize(analysis) -> list[dict[str, Any]]:
 
     Keys: ``run``, ``noise_level``, ``train_acc``, ``train_clean_acc``, ``train_noisy_acc`` (accuracy
     against the *noisy* labels, i.e. memorization), ``train_noisy_acc_first`` (first epoch),
-    ``dev_acc``, ``best_score`` / ``best_head`` / ``best_auroc`` (the detector with the highest AUROC
-    for the noisy samples, pooled over kinds); NaN where undefined (e.g. no noisy sample).
+    ``train_noisy_buggy_acc`` / ``_first`` (the noisy samples whose noised label is buggy: with
+    ``label`` noise, bug-free code given a made-up bug, which only memorization can fit),
+    ``dev_acc``, ``dev_buggy_acc`` / ``dev_bug_free_acc`` (joint accuracy on the buggy / bug-free dev
+    examples), ``dev_rep_acc`` (repair accuracy on buggy dev examples), ``best_score`` /
+    ``best_head`` / ``best_auroc`` (the detector with the highest AUROC for the noisy samples, pooled
+    over kinds); NaN where undefined (e.g. no noisy sample).
     """
     m = analysis.metrics
     det = analysis.detection
@@ -37,7 +42,11 @@ def summarize(analysis) -> list[dict[str, Any]]:
                "train_acc": _acc(m, run, "train", "all"), "train_clean_acc": _acc(m, run, "train", "clean"),
                "train_noisy_acc": _acc(m, run, "train", "noisy"),
                "train_noisy_acc_first": _acc(m, run, "train", "noisy", first),
-               "dev_acc": _acc(m, run, "dev", "all"), "best_score": None, "best_head": None, "best_auroc": math.nan}
+               "train_noisy_buggy_acc": _acc(m, run, "train", "noisy", subset="buggy"),
+               "train_noisy_buggy_acc_first": _acc(m, run, "train", "noisy", first, subset="buggy"),
+               "dev_acc": _acc(m, run, "dev", "all"), "dev_rep_acc": _acc(m, run, "dev", "all", head="rep"),
+               "dev_buggy_acc": _acc(m, run, "dev", "all", subset="buggy"),
+               "dev_bug_free_acc": _acc(m, run, "dev", "all", subset="bug_free"), "best_score": None, "best_head": None, "best_auroc": math.nan}
         if len(det):
             d = det[(det["run"] == run) & (det["noise_kind"] == "all")]
             if len(d):
@@ -53,13 +62,16 @@ def _pct(x: float) -> str:
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table of :func:`summarize`'s rows (accuracies in %, joint = loc and repair)."""
-    head = (f"{'noise':>6} {'train':>7} {'clean':>7} {'noisy':>15} {'dev':>7}  best detector (AUROC)\n"
-            f"{'':>6} {'joint':>7} {'train':>7} {'train (1st->last)':>15} {'joint':>7}")
+    head = (f"{'noise':>5} | {'train':>6} {'clean':>6} {'noisy':>15} {'noisy->buggy':>15} | {'dev':>6} "
+            f"{'dev':>6} | best detector\n"
+            f"{'':>5} | {'joint':>6} {'joint':>6} {'1st -> last':>15} {'1st -> last':>15} | {'joint':>6} "
+            f"{'repair':>6} | (AUROC)")
     lines = [head]
     for r in rows:
         lvl = "?" if r["noise_level"] is None else f"{100 * r['noise_level']:.0f}%"
         noisy = f"{_pct(r['train_noisy_acc_first'])}->{_pct(r['train_noisy_acc'])}"
+        nbug = f"{_pct(r['train_noisy_buggy_acc_first'])}->{_pct(r['train_noisy_buggy_acc'])}"
         det = "-" if r["best_score"] is None else f"{r['best_head']}/{r['best_score']} ({r['best_auroc']:.3f})"
-        lines.append(f"{lvl:>6} {_pct(r['train_acc']):>7} {_pct(r['train_clean_acc']):>7} {noisy:>15} "
-                     f"{_pct(r['dev_acc']):>7}  {det}")
+        lines.append(f"{lvl:>5} | {_pct(r['train_acc']):>6} {_pct(r['train_clean_acc']):>6} {noisy:>15} {nbug:>15} | "
+                     f"{_pct(r['dev_acc']):>6} {_pct(r['dev_rep_acc']):>6} | {det}")
     return "\n".join(lines)
