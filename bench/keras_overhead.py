@@ -73,7 +73,7 @@ def transformer(seed: int):
     return m, x, y, 32
 
 
-def bench(name: str, build, rounds: int, epochs: int, workdir: str) -> None:
+def bench(name: str, build, rounds: int, epochs: int, workdir: str, jit_stats) -> None:
     plain_model, x, y, bs = build(1)
     stats_model, _, _, _ = build(1)
     ids = [f"{name}:{i}" for i in range(len(x))]
@@ -82,7 +82,7 @@ def bench(name: str, build, rounds: int, epochs: int, workdir: str) -> None:
     steps = -(-len(x) // bs)
     times = {"plain": [], "stats": []}
     run_dir = os.path.join(workdir, name)
-    cb = PerSampleStats(run_dir)  # one callback reused across fits (one run, one attempt)
+    cb = PerSampleStats(run_dir, jit_stats=jit_stats)  # one callback reused across fits (one run, one attempt)
     for r in range(rounds):
         for variant in ("plain", "stats"):
             timer = EpochTimer()
@@ -105,13 +105,16 @@ def main() -> None:
     p.add_argument("--model", choices=("mlp", "transformer", "both"), default="both")
     p.add_argument("--rounds", type=int, default=8, help="interleaved fits per variant")
     p.add_argument("--epochs", type=int, default=2, help="epochs per fit (the first is dropped)")
+    p.add_argument("--jit-stats", choices=("auto", "true", "false"), default="auto",
+                   help="PerSampleStats(jit_stats=...): XLA-compile the stats ops")
     args = p.parse_args()
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_stats]
     workdir = tempfile.mkdtemp(prefix="trainstats-bench-")
     try:
         if args.model in ("mlp", "both"):
-            bench("mlp", mlp, args.rounds, args.epochs, workdir)
+            bench("mlp", mlp, args.rounds, args.epochs, workdir, jit)
         if args.model in ("transformer", "both"):
-            bench("transformer", transformer, args.rounds, args.epochs, workdir)
+            bench("transformer", transformer, args.rounds, args.epochs, workdir, jit)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
