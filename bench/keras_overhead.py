@@ -1,6 +1,7 @@
 """Overhead of trainstats.keras.PerSampleStats on model.fit (CPU by default).
 
-Runs the same fit with and without the callback, interleaved (plain, stats, plain, stats, ...), each
+Runs the same fit with and without the callback, interleaved in ABBA order (plain, stats, stats,
+plain, ...), each
 fit several epochs; the first epoch of every fit is dropped (tracing, opening the run). Prints, per
 model, the median (and, as a load-robust check, the minimum) epoch time of each variant, their ratio,
 and the added microseconds per training step. On a shared, loaded machine prefer more --rounds.
@@ -84,7 +85,8 @@ def bench(name: str, build, rounds: int, epochs: int, workdir: str, jit_stats) -
     run_dir = os.path.join(workdir, name)
     cb = PerSampleStats(run_dir, jit_stats=jit_stats)  # one callback reused across fits (one run, one attempt)
     for r in range(rounds):
-        for variant in ("plain", "stats"):
+        order = ("plain", "stats") if r % 2 == 0 else ("stats", "plain")  # ABBA: no order bias
+        for variant in order:
             timer = EpochTimer()
             if variant == "plain":
                 plain_model.fit(ds_plain, epochs=epochs, verbose=0, callbacks=[timer])
