@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"trainstats demo: {len(result.run_dirs)} run(s) in {t['total']:.0f} s; everything is in {result.out_dir}")
     print(f"report: {result.report}")
     print()
-    print("joint accuracy (location and, for buggy examples, repair) at the last epoch; 'noisy' is accuracy")
-    print("against the noised labels, i.e. how much of the noise the model memorized:")
+    print("Accuracy at the last epoch (joint = bug location right and, for buggy code, repair right).")
+    print("'noisy' = noised training samples scored against their noised labels (what was memorized);")
+    print("'noisy->buggy' = correct code given a made-up bug, which only memorization can fit.")
+    print("dev: clean held-out code, all / buggy examples, and repair on buggy ones. See docs/demo.md.")
     print(format_summary(result.summary))
     return 0

@@ -13,6 +13,7 @@ class DemoSettings:
     Attributes:
         max_functions: functions taken from the source tree by the builder (two examples each:
             bug-free and buggy), before the train/dev/eval split (80/10/10 by file).
+        split_fractions: (train, dev, eval) fractions of the source files given to each split.
         max_tokens: longest function kept (GREAT tokens); also the model's length limit.
         model: ``"great"`` or ``"transformer"``.
         hidden, num_layers, num_heads, dropout: encoder size.
@@ -22,7 +23,8 @@ class DemoSettings:
         token_budget, max_batch: tokens per batch (bucketed padding) and the batch-size cap.
     """
 
-    max_functions: int = 2000
+    max_functions: int = 3000
+    split_fractions: tuple[float, float, float] = (0.75, 0.2, 0.05)
     max_tokens: int = 80
     model: str = "great"
     hidden: int = 64

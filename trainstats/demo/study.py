@@ -97,7 +97,8 @@ def run_demo(
         data_path = out / "data" / "clean"
         say(f"building VarMisuse data from {'the standard library' if source is None else source} -> {data_path}")
         build_varmisuse(source, data_path, seed=0, max_functions=settings.max_functions,
-                        max_tokens=settings.max_tokens, overwrite=True, progress=progress)
+                        split_fractions=settings.split_fractions, max_tokens=settings.max_tokens, overwrite=True,
+                        progress=progress)
         timings["build"] = time.perf_counter() - t0
 
     from trainstats.noise import MANIFEST_NAME, induce_noise

@@ -61,17 +61,18 @@ def _pct(x: float) -> str:
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table of :func:`summarize`'s rows (accuracies in %, joint = loc and repair)."""
-    head = (f"{'noise':>5} | {'train':>6} {'clean':>6} {'noisy':>15} {'noisy->buggy':>15} | {'dev':>6} "
-            f"{'dev':>6} | best detector\n"
-            f"{'':>5} | {'joint':>6} {'joint':>6} {'1st -> last':>15} {'1st -> last':>15} | {'joint':>6} "
-            f"{'repair':>6} | (AUROC)")
-    lines = [head]
+    """A fixed-width table of :func:`summarize`'s rows (accuracies in %; see docs/demo.md)."""
+    lines = [
+        f"{'noise':>5} | {'train':>6} {'clean':>6} {'noisy':>15} {'noisy->buggy':>15} | {'dev':>6} {'dev':>6} "
+        f"{'dev':>6} | best detector",
+        f"{'':>5} | {'joint':>6} {'joint':>6} {'1st -> last':>15} {'1st -> last':>15} | {'joint':>6} {'buggy':>6} "
+        f"{'repair':>6} | (AUROC)",
+    ]
     for r in rows:
         lvl = "?" if r["noise_level"] is None else f"{100 * r['noise_level']:.0f}%"
         noisy = f"{_pct(r['train_noisy_acc_first'])}->{_pct(r['train_noisy_acc'])}"
         nbug = f"{_pct(r['train_noisy_buggy_acc_first'])}->{_pct(r['train_noisy_buggy_acc'])}"
         det = "-" if r["best_score"] is None else f"{r['best_head']}/{r['best_score']} ({r['best_auroc']:.3f})"
         lines.append(f"{lvl:>5} | {_pct(r['train_acc']):>6} {_pct(r['train_clean_acc']):>6} {noisy:>15} {nbug:>15} | "
-                     f"{_pct(r['dev_acc']):>6} {_pct(r['dev_rep_acc']):>6} | {det}")
+                     f"{_pct(r['dev_acc']):>6} {_pct(r['dev_buggy_acc']):>6} {_pct(r['dev_rep_acc']):>6} | {det}")
     return "\n".join(lines)
