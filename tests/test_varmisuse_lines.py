@@ -7,7 +7,8 @@ import re
 import pytest
 
 from trainstats.varmisuse import InvalidExample, decode_line, list_shards
-from trainstats.varmisuse.lines import encode_example, int_below_pattern, parse_line
+from trainstats.varmisuse import lines
+from trainstats.varmisuse.lines import encode_example, parse_line, parse_lines
 
 
 @pytest.fixture(scope="module")
@@ -15,13 +16,28 @@ def raw_lines(great_dev_dir):
     return [line for shard in list_shards(great_dev_dir) for line in shard.read_bytes().splitlines(keepends=True)]
 
 
-def test_int_below_pattern_matches_exactly_the_range():
-    for n in [1, 2, 9, 10, 11, 72, 100, 101, 199, 200, 201, 999, 1000, 1001, 4096]:
-        pat = re.compile(int_below_pattern(n))
-        for i in range(0, 2 * n + 12):
-            assert bool(pat.fullmatch(str(i).encode())) == (i < n), (n, i)
-        assert not pat.fullmatch(b"-1") and not pat.fullmatch(b"00") and not pat.fullmatch(b"01")
-    assert not re.fullmatch(int_below_pattern(0), b"0")
+def _edges_line(n_tokens: int, edges: bytes) -> bytes:
+    ex = {"has_bug": False, "source_tokens": ["t"] * n_tokens, "edges": "E", "error_location": 0,
+          "repair_targets": [], "repair_candidates": []}
+    return json.dumps(ex).replace('"E"', edges.decode()).encode() + b"\n"
+
+
+def test_edge_index_range_is_exact_at_every_boundary():
+    """src/dst must lie in [0, n): checked around every power of ten, for src and dst, in a block."""
+    cases = []
+    for n in [1, 2, 9, 10, 11, 99, 100, 101, 109, 110, 999, 1000, 1001]:
+        for i in sorted({0, n - 2, n - 1, n, n + 1, 10 * n} - {-1}):
+            for edge in (f"[{i}, 0, 7, \"enum_FIELD\"]", f"[0, {i}, 12, \"x_1\"]"):
+                cases.append((n, i, _edges_line(n, f"[[0, 0, 1, \"a\"], {edge}]".encode())))
+    got = parse_lines([raw for _, _, raw in cases], lambda i: f"f:{i + 1}")
+    for (n, i, raw), res in zip(cases, got):
+        if i < n:
+            assert isinstance(res, lines.ParsedLine) and res.edges_raw is not None, (n, i)
+        else:
+            assert isinstance(res, InvalidExample) and "points outside the tokens" in str(res), (n, i, res)
+            with pytest.raises(InvalidExample) as exc:
+                decode_line(raw, where=f"f:{cases.index((n, i, raw)) + 1}")
+            assert str(exc.value) == str(res)
 
 
 def test_fast_path_equals_full_parse_and_round_trips(raw_lines):

@@ -15,12 +15,13 @@ import numpy as np
 from trainstats.noise.kinds import NoiseKind
 from trainstats.noise.rng import example_random
 from trainstats.varmisuse import InvalidExample, validate_example
-from trainstats.varmisuse.lines import ParsedLine, encode_example, parse_line
+from trainstats.varmisuse.lines import ParsedLine, encode_example, loads, parse_line, parse_lines
 
 __all__ = ["ScanTask", "ScanResult", "WriteTask", "WriteResult", "scan_shard", "write_shard", "check_lines", "check_task", "CheckTask",
            "quick_class", "MANIFEST_FIELDS"]
 
 _BUF = 1 << 20
+_BLOCK = 4 << 20    # bytes of lines whose edges are checked together (memory: a few times this)
 #: class codes in :attr:`ScanResult.classes`
 BUG_FREE, BUGGY, INVALID = 0, 1, -1
 MANIFEST_FIELDS = ("sample_id", "split", "noise_kind", "level", "seed", "orig_has_bug", "new_has_bug",
@@ -35,8 +36,24 @@ _PREFIXES = ((b'{"has_bug": true, ', BUGGY), (b'{"has_bug": false, ', BUG_FREE))
 def _for_kind(parsed: ParsedLine, raw: bytes, kind: NoiseKind) -> dict:
     """The example as ``kind`` may see it: with real edges only if it declared ``needs_edges``."""
     if kind.needs_edges and parsed.edges_raw is not None:
-        return dict(parsed.example, edges=json.loads(parsed.edges_raw))
+        return dict(parsed.example, edges=loads(parsed.edges_raw))
     return parsed.example
+
+
+def _line_blocks(fh, size: int = _BLOCK):
+    """Yield ``(number of the first line, [raw lines])`` in blocks of about ``size`` bytes."""
+    block: list[bytes] = []
+    first = 1
+    n = 0
+    for raw in fh:
+        block.append(raw)
+        n += len(raw)
+        if n >= size:
+            yield first, block
+            first += len(block)
+            block, n = [], 0
+    if block:
+        yield first, block
 
 
 def quick_class(raw: bytes) -> int | None:
@@ -87,22 +104,23 @@ def scan_shard(task: ScanTask) -> ScanResult:
     digest = hashlib.sha256()
     n_bytes = 0
     with open(task.path, "rb", buffering=_BUF) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            digest.update(raw)
-            n_bytes += len(raw)
-            try:
-                parsed = parse_line(raw, where=f"{task.path}:{lineno}")
-            except InvalidExample as exc:
-                if not task.skip_invalid:
-                    raise
-                invalid.append((lineno, str(exc)))
-                classes.append(INVALID)
-                for lst in elig:
-                    lst.append(False)
-                continue
-            classes.append(BUGGY if parsed.example["has_bug"] else BUG_FREE)
-            for lst, kind in zip(elig, task.kinds):
-                lst.append(kind.is_eligible(_for_kind(parsed, raw, kind)))
+        for first, block in _line_blocks(fh):
+            for raw in block:
+                digest.update(raw)
+                n_bytes += len(raw)
+            parsed = parse_lines(block, lambda i: f"{task.path}:{first + i}")
+            for i, (raw, line) in enumerate(zip(block, parsed)):
+                if isinstance(line, InvalidExample):
+                    if not task.skip_invalid:
+                        raise line
+                    invalid.append((first + i, str(line)))
+                    classes.append(INVALID)
+                    for lst in elig:
+                        lst.append(False)
+                    continue
+                classes.append(BUGGY if line.example["has_bug"] else BUG_FREE)
+                for lst, kind in zip(elig, task.kinds):
+                    lst.append(kind.is_eligible(_for_kind(line, raw, kind)))
     n = len(classes)
     return ScanResult(
         n_lines=n, n_bytes=n_bytes, sha256=digest.hexdigest(),

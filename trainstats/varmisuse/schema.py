@@ -55,6 +55,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_OPTIONAL_CHECKS = {"bug_kind": _is_int, "bug_kind_name": lambda v: isinstance(v, str),
+                    "provenances": lambda v: isinstance(v, list)}
+
+
+def _edges_in_range(edges: list, n: int) -> bool:
+    """True if every edge is a list of >= 3 items whose first three are ints, src/dst in [0, n)."""
+    if set(map(type, edges)) != {list} or min(map(len, edges)) < 3:
+        return False
+    src, dst, kind = list(zip(*edges))[:3]
+    return (set(map(type, src)) == {int} and set(map(type, dst)) == {int} and set(map(type, kind)) == {int}
+            and min(src) >= 0 and min(dst) >= 0 and max(src) < n and max(dst) < n)
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -119,6 +132,8 @@ def validate_example(example: dict) -> None:
     edges = example["edges"]
     if not isinstance(edges, list):
         raise InvalidExample(f"field 'edges': expected {REQUIRED_FIELDS['edges']}, received {_describe(edges)}")
+    if edges and _edges_in_range(edges, n):
+        edges = ()  # every edge checked at C speed; the loop below only locates a problem
     for i, edge in enumerate(edges):
         if (not isinstance(edge, list) or len(edge) < 3 or not _is_int(edge[0]) or not _is_int(edge[1])
                 or not _is_int(edge[2])):
@@ -129,13 +144,10 @@ def validate_example(example: dict) -> None:
             raise InvalidExample(
                 f"field 'edges'[{i}]: {edge[:2]} points outside the tokens (expected indices in [0, {n}))")
 
-    for name, expected in OPTIONAL_FIELDS.items():
-        if name in example:
-            value = example[name]
-            ok = {"bug_kind": _is_int, "bug_kind_name": lambda v: isinstance(v, str),
-                  "provenances": lambda v: isinstance(v, list)}[name](value)
-            if not ok:
-                raise InvalidExample(f"field {name!r}: expected {expected}, received {_describe(value)}")
+    for name, ok in _OPTIONAL_CHECKS.items():
+        if name in example and not ok(example[name]):
+            raise InvalidExample(f"field {name!r}: expected {OPTIONAL_FIELDS[name]}, "
+                                 f"received {_describe(example[name])}")
 
 
 def _check_index_list(name: str, values: Any, n: int, *, allow_str: bool) -> None:
