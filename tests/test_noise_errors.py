@@ -52,11 +52,16 @@ def test_bad_line_stops_with_file_and_line_and_writes_nothing(small_in, tmp_path
     folder, lines = small_in
     bad, message = _bad_variants(lines[1][16])[which]
     path = _corrupt(folder, lines[1], 17, bad)
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "out"
     # level 0: the bad line is not selected, and is still caught (every line is validated)
     with pytest.raises(InvalidExample, match=re.escape(f"{path}:17") + message):
         induce_noise(folder, out, kind="label", level=0.0, seed=1, workers=2 if which == 0 else 1)
-    assert list(out.iterdir()) == [], "no shard, temporary, manifest or summary may be left"
+    assert not (tmp_path / "new").exists(), "folders the failed run created must be removed"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(InvalidExample, match=re.escape(f"{path}:17") + message):
+        induce_noise(folder, existing, kind="label", level=0.0, seed=1, workers=1)
+    assert list(existing.iterdir()) == [], "no shard, temporary, manifest or summary may be left"
 
 
 def test_skip_invalid_copies_and_lists_bad_lines(small_in, tmp_path):
@@ -135,7 +140,7 @@ def test_validate_selected_checks_drawn_and_non_canonical_lines(small_in, tmp_pa
     # drawn (level 1.0 draws every line): decoded and rejected, nothing written
     with pytest.raises(InvalidExample, match=re.escape(f"{path}:10") + ": field 'error_location'"):
         induce_noise(folder, tmp_path / "a", kind="rename", level=1.0, seed=1, workers=1, validate="selected")
-    assert list((tmp_path / "a").iterdir()) == []
+    assert not (tmp_path / "a").exists()
     # not drawn (level 0): a canonical-looking line is copied unchecked, by design of this mode
     induce_noise(folder, tmp_path / "b", kind="rename", level=0.0, seed=1, workers=1, validate="selected")
     assert (tmp_path / "b" / path.name).read_bytes() == path.read_bytes()

@@ -208,7 +208,7 @@ def test_custom_kinds_through_the_pipeline(great_dev_dir, tmp_path):
             assert after["edges"] == before["edges"][::-1]
         with pytest.raises(RuntimeError, match=r"'test-truncate' produced an invalid example: field 'edges'"):
             induce_noise(great_dev_dir, tmp_path / "cut", kind="test-truncate", level=0.2, seed=0, workers=1)
-        assert not any((tmp_path / "cut").iterdir())
+        assert not (tmp_path / "cut").exists()   # the failed run removes the folder it created
     finally:
         _REGISTRY.pop("test-reverse-edges")
         _REGISTRY.pop("test-truncate")

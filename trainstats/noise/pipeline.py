@@ -12,7 +12,8 @@ Three passes, each over shards in parallel worker processes, each streaming line
 
 Only when every shard is written are the temporaries renamed to their shard names, then the
 manifest and finally the summary (the summary's presence marks a complete output). On any error the
-temporaries are deleted: ``out_dir`` never holds a half-written shard.
+temporaries are deleted: ``out_dir`` never holds a half-written shard, and folders the run created
+(``out_dir`` itself included) are removed again; a folder that existed before is never removed.
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def _check_args(kind, level, seed, workers) -> tuple[list[str], list[float], int
     return kinds, out_levels, seed, workers
 
 
-def _prepare_out_dir(in_path: Path, out_dir: Path, force: bool) -> None:
+def _check_out_dir(in_path: Path, out_dir: Path, force: bool) -> None:
     in_root = in_path if in_path.is_dir() else in_path.parent
     out_res, in_res = out_dir.resolve(), in_root.resolve()
     if out_res == in_res or in_res in out_res.parents:
@@ -84,7 +85,29 @@ def _prepare_out_dir(in_path: Path, out_dir: Path, force: bool) -> None:
         raise NotADirectoryError(f"out_dir {str(out_dir)!r} exists and is not a directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise FileExistsError(f"out_dir {str(out_dir)!r} is not empty; pass force=True (--force) to write into it")
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _make_dirs(path: Path, created: list[Path]) -> None:
+    """``mkdir -p path``, appending the folders it creates (outermost first) to ``created``."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        created.append(folder)
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    """Remove the folders this run created, innermost first, where they are (still) empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _stale_outputs(out_dir: Path, keep: set[Path]) -> list[Path]:
@@ -187,7 +210,7 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
     names = [s.name for s in shards]
     if len(set(names)) != len(names):
         raise ValueError(f"shard basenames must be unique (they are the sample ids' prefix); found duplicates in {str(in_path)!r}")
-    _prepare_out_dir(in_path, out_path, force)
+    _check_out_dir(in_path, out_path, force)
     rel = [s.name if in_path.is_file() else s.relative_to(in_path) for s in shards]
     splits = [(parse_shard_name(s.name) or ("unknown", 0, 1))[0] for s in shards]
     total = sum(s.stat().st_size for s in shards)
@@ -196,7 +219,10 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
     run_map, shutdown = _mapper(workers, len(shards))
     token = uuid.uuid4().hex[:8]
     temps: list[Path] = []
+    created: list[Path] = []   # folders this run made: removed again if it fails
+    ok = False
     try:
+        _make_dirs(out_path, created)
         scans = []
         for s, res in zip(shards, run_map(scan_shard, [ScanTask(str(s), kind_objs, skip_invalid, validate) for s in shards])):
             scans.append(res)
@@ -217,7 +243,7 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
             split_stats[sp] = {"n_examples": sum(scans[i].n_lines for i in idx), "n_invalid": n_inv, **stats}
         finals = [out_path / r for r in rel]
         for f in finals:
-            f.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(f.parent, created)
             temps.append(f.parent / f".{f.name}.tmp-{token}")
         manifest_tmp = out_path / f".{MANIFEST_NAME}.tmp-{token}"
         temps.append(manifest_tmp)
@@ -245,12 +271,15 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
         temps.append(summary_tmp)
         summary_tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         os.replace(summary_tmp, out_path / SUMMARY_NAME)
+        ok = True
     finally:
         shutdown()
         bar.close()
         for t in temps:
             if t.exists():
                 t.unlink()
+        if not ok:
+            _remove_dirs(created)
     if summary["invalid"]:
         log.warning("copied %d invalid line(s) unchanged; see %s", len(summary["invalid"]), SUMMARY_NAME)
     return summary

@@ -218,7 +218,7 @@ class WriteResult:
 
 def _noise_one(raw: bytes, where: str, kind: NoiseKind, seed: int, sample_id: str) -> tuple[bytes, dict, dict]:
     # the scan ("all") or check_lines ("selected") already validated this line, edges included
-    parsed = parse_line(raw, where=where, check_edges=False)
+    parsed = parse_line(raw, where=where, check_edges=False, validate=False)
     example, edges_raw = parsed.example, parsed.edges_raw
     if kind.needs_edges and edges_raw is not None:
         example, edges_raw = dict(example, edges=json.loads(edges_raw)), None

@@ -81,7 +81,7 @@ def _punctuation(length: int) -> bytes | None:
     return b"[" + _UNIT * (length // 12 - 1) + _UNIT[:10] + b"]"
 
 
-def _split(raw: bytes, check_edges: bool) -> tuple[dict, bytes, int] | None:
+def _split(raw: bytes, check_edges: bool, validate: bool) -> tuple[dict, bytes, int] | None:
     """``(example with edges [], edges bytes, n_edges)`` for a canonical valid-looking line, else None.
 
     ``n_edges`` is -1 when the edges are not checked. The edges bytes are checked here only for
@@ -112,7 +112,8 @@ def _split(raw: bytes, check_edges: bool) -> tuple[dict, bytes, int] | None:
         if type(example) is not dict or type(example.get("edges")) is not int or example["edges"] != _PLACEHOLDER:
             return None
         example["edges"] = []
-        validate_example(example)
+        if validate:
+            validate_example(example)
     except Exception:  # noqa: BLE001 - any failure: the plain path decides and words the error
         return None
     return example, edges, m
@@ -183,15 +184,16 @@ def _edges_ok(segs: Sequence[bytes], n_tokens: Sequence[int], n_edges: Sequence[
     return ok
 
 
-def parse_lines(raws: Sequence[bytes], where: Callable[[int], str], *,
-                check_edges: bool = True) -> list[ParsedLine | InvalidExample]:
+def parse_lines(raws: Sequence[bytes], where: Callable[[int], str], *, check_edges: bool = True,
+                validate: bool = True) -> list[ParsedLine | InvalidExample]:
     """Decode and validate a block of shard lines (fast path for canonical lines, see the module).
 
     Args:
         raws: the lines' bytes (trailing newlines allowed).
         where: ``i -> "file:line"`` for line ``i`` of ``raws``, prefixing error messages.
-        check_edges: ``False`` skips checking the edges bytes: only for lines already validated
-            with ``True`` (e.g. by an earlier pass over the same file).
+        check_edges, validate: ``False`` skips checking the edges bytes / the schema check of the
+            rest (on the fast path): only for lines already validated (e.g. by an earlier pass
+            over the same file).
 
     Returns:
         Per line a :class:`ParsedLine`, or the :class:`InvalidExample` (not raised) that
@@ -203,7 +205,7 @@ def parse_lines(raws: Sequence[bytes], where: Callable[[int], str], *,
     n_tokens: list[int] = []
     n_edges: list[int] = []
     for i, raw in enumerate(raws):
-        got = _split(raw, check_edges)
+        got = _split(raw, check_edges, validate)
         if got is None:
             out[i] = _plain(raw, where(i))
             continue
@@ -227,13 +229,13 @@ def _plain(raw: bytes, where: str) -> ParsedLine | InvalidExample:
         return exc
 
 
-def parse_line(raw: bytes, *, where: str, check_edges: bool = True) -> ParsedLine:
+def parse_line(raw: bytes, *, where: str, check_edges: bool = True, validate: bool = True) -> ParsedLine:
     """:func:`parse_lines` for one line.
 
     Raises:
         InvalidExample: exactly as :func:`~trainstats.varmisuse.decode_line` (``where`` prefixes it).
     """
-    got = parse_lines([raw], lambda _: where, check_edges=check_edges)[0]
+    got = parse_lines([raw], lambda _: where, check_edges=check_edges, validate=validate)[0]
     if isinstance(got, InvalidExample):
         raise got
     return got
@@ -242,6 +244,7 @@ def parse_line(raw: bytes, *, where: str, check_edges: bool = True) -> ParsedLin
 _ENCODERS = {True: json.JSONEncoder(ensure_ascii=True), False: json.JSONEncoder(ensure_ascii=False)}
 #: stands in for the edges value while encoding; its JSON form cannot occur anywhere else in a line
 _SENTINEL = "\x00trainstats-edges-8d2f6c1e\x00"
+_MARKER = json.dumps(_SENTINEL).encode()   # the same with either ensure_ascii (control characters)
 
 
 def encode_example(example: dict, *, edges_raw: bytes | None = None, ensure_ascii: bool = True) -> bytes:
@@ -256,7 +259,7 @@ def encode_example(example: dict, *, edges_raw: bytes | None = None, ensure_asci
     if "edges" not in example:
         raise InvalidExample("cannot splice edges into an example without an 'edges' key")
     text = encoder.encode(dict(example, edges=_SENTINEL)).encode("utf-8")
-    marker = encoder.encode(_SENTINEL).encode("utf-8")
+    marker = _MARKER
     if text.count(marker) == 1:
         return text.replace(marker, edges_raw)
     parts = []  # the sentinel text also occurs in a value: encode key by key

@@ -68,6 +68,36 @@ def _edges_in_range(edges: list, n: int) -> bool:
             and min(src) >= 0 and min(dst) >= 0 and max(src) < n and max(dst) < n)
 
 
+_REQUIRED_KEYS = frozenset(REQUIRED_FIELDS)
+
+
+def _looks_valid(ex: Any) -> bool:
+    """True only for a valid example (the usual case), checked mostly at C speed; False: look closer.
+
+    Stricter than the checks below (exact types, no subclasses), so it never accepts what they reject.
+    """
+    if type(ex) is not dict or not _REQUIRED_KEYS <= ex.keys():
+        return False
+    tokens, has_bug, loc = ex["source_tokens"], ex["has_bug"], ex["error_location"]
+    targets, cands, edges = ex["repair_targets"], ex["repair_candidates"], ex["edges"]
+    if (type(tokens) is not list or not tokens or type(has_bug) is not bool or type(loc) is not int
+            or type(targets) is not list or type(cands) is not list or type(edges) is not list):
+        return False
+    n = len(tokens)
+    if not 0 <= loc < n or (not has_bug and (loc or targets)) or set(map(type, tokens)) != {str}:
+        return False
+    if targets and (set(map(type, targets)) != {int} or min(targets) < 0 or max(targets) >= n):
+        return False
+    if cands:
+        kinds = set(map(type, cands))
+        ints = cands if kinds == {int} else [c for c in cands if type(c) is int]
+        if not kinds <= {int, str} or (ints and (min(ints) < 0 or max(ints) >= n)):
+            return False
+    if edges and not _edges_in_range(edges, n):
+        return False
+    return all(ok(ex[name]) for name, ok in _OPTIONAL_CHECKS.items() if name in ex)
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -87,6 +117,8 @@ def validate_example(example: dict) -> None:
             outside ``[0, len(source_tokens))``; or a bug-free example has a nonzero
             ``error_location`` or repair targets.
     """
+    if _looks_valid(example):
+        return
     if not isinstance(example, dict):
         raise InvalidExample(f"expected a JSON object, received {_describe(example)}")
     missing = [name for name in REQUIRED_FIELDS if name not in example]
