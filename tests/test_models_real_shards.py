@@ -18,7 +18,8 @@ from trainstats.models import (  # noqa: E402
 from trainstats.varmisuse import iter_examples, list_shards  # noqa: E402
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning")]
+              pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning"),
+              pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning")]
 MAX_TOKENS = 128
 
 
