@@ -157,3 +157,19 @@ def test_validate_selected_checks_drawn_and_non_canonical_lines(small_in, tmp_pa
     assert sum(summary["counts"]["rename"].values()) == len(load_manifest(tmp_path / "d"))
     assert (tmp_path / "d" / path.name).read_bytes().splitlines(keepends=True)[9] == ex_line
     assert f"{path.name}:10" not in set(load_manifest(tmp_path / "d")["sample_id"])
+
+
+def test_output_is_the_same_with_and_without_orjson(small_in, tmp_path, monkeypatch):
+    from trainstats.varmisuse import lines as varmisuse_lines
+
+    folder, _ = small_in
+    induce_noise(folder, tmp_path / "fast", kind=["label", "inject-repair"], level=[0.3, 0.3], seed=5, workers=1)
+    monkeypatch.setattr(varmisuse_lines, "loads", varmisuse_lines._json_loads)  # the stdlib fallback
+    induce_noise(folder, tmp_path / "std", kind=["label", "inject-repair"], level=[0.3, 0.3], seed=5, workers=1)
+    names = sorted(p.name for p in (tmp_path / "fast").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "std").iterdir())
+    for name in names:
+        if name != SUMMARY_NAME:   # the summary names its own out_dir
+            assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "std" / name).read_bytes(), name
+    fast, std = read_summary(tmp_path / "fast"), read_summary(tmp_path / "std")
+    assert fast["shards"] == std["shards"] and fast["splits"] == std["splits"]

@@ -100,3 +100,45 @@ def test_encode_falls_back_when_a_value_contains_the_sentinel():
     ex = {"source_tokens": [_SENTINEL, "x"], "edges": [], "has_bug": False}
     want = json.dumps(dict(ex, edges=[[0, 1, 1, "enum_CFG_NEXT"]])).encode()
     assert encode_example(ex, edges_raw=b'[[0, 1, 1, "enum_CFG_NEXT"]]') == want
+
+
+def _decoder_cases(raw: bytes) -> list[bytes]:
+    """Lines on which JSON decoders may disagree; each is valid or invalid for the stdlib."""
+    body = raw.rstrip(b"\n")
+    return [
+        body[:-1] + b', "has_bug": ' + (b"false" if b'"has_bug": true' in body else b"true") + b"}\n",  # duplicate key
+        body.replace(b'"bug_kind": ', b'"bug_kind": -0, "x": ', 1) + b"\n",        # -0
+        body.replace(b'"bug_kind": ', b'"bug_kind": 1180591620717411303424, "x": ', 1) + b"\n",  # > 64 bits
+        body.replace(b'"bug_kind": ', b'"bug_kind": 1.0, "x": ', 1) + b"\n",       # float: invalid
+        body[:-1] + b', "provenances": [NaN, 1e999, -0.0, 0.1]}\n',                 # stdlib-only literals
+        body.replace(b'"source_tokens": ["', b'"source_tokens": ["\\ud800', 1) + b"\n",   # lone surrogate
+        body.replace(b'"source_tokens": ["', b'"source_tokens": ["\\u00e9\\ud83d\\ude00\xc3\xa9', 1) + b"\n",
+        b"\xef\xbb\xbf" + body + b"\n",                                               # UTF-8 BOM
+        body.replace(b'"source_tokens": ["', b'"source_tokens": ["\xff', 1) + b"\n",   # bad UTF-8
+        body.replace(b'"has_bug"', b'"has_\\u0062ug"', 1) + b"\n",                  # escaped key
+        body + b" \r\n",
+    ]
+
+
+def _outcome(result):
+    if isinstance(result, InvalidExample):
+        return ("error", str(result))
+    full = result.example if result.edges_raw is None else dict(result.example, edges=json.loads(result.edges_raw))
+    return ("ok", list(full.items()), result.edges_raw is not None)
+
+
+@pytest.mark.skipif(lines._orjson is None, reason="orjson not installed: only the stdlib decoder to test")
+def test_orjson_and_stdlib_decoders_give_identical_results(raw_lines, monkeypatch):
+    cases = raw_lines[:40] + [c for raw in raw_lines[:3] for c in _decoder_cases(raw)]
+    where = lambda i: f"f:{i + 1}"  # noqa: E731
+    with_orjson = [_outcome(r) for r in parse_lines(cases, where)]
+    monkeypatch.setattr(lines, "loads", lines._json_loads)
+    with_json = [_outcome(r) for r in parse_lines(cases, where)]
+    assert [r[:2] for r in with_orjson] == [r[:2] for r in with_json]   # (orjson may take the plain path)
+    for i, (raw, got) in enumerate(zip(cases, with_json)):  # and both agree with the plain decoder
+        try:
+            want = ("ok", list(decode_line(raw, where=where(i)).items()))
+        except InvalidExample as exc:
+            want = ("error", str(exc))
+        assert got[:2] == want, raw[:80]
+    assert sum(1 for r in with_json if r[0] == "error") >= 4 and sum(r[0] == "ok" and r[2] for r in with_json) >= 40
