@@ -36,10 +36,18 @@ def test_wrong_lengths_and_dtypes_raise_in_the_callers_thread(tmp_path):
             w.write(split="train", epoch=0, step=0, batch=0, sample_key=["a", "b"], values={})
         with pytest.raises(ValueError, match="Invalid split 'test'"):
             w.write(split="test", epoch=0, step=0, batch=0, sample_key=_keys(2), values={})
-        with pytest.raises(ValueError, match="step must be an int or an integer array with one entry per sample"):
+        with pytest.raises(ValueError, match="step must be a non-negative int or an integer array with one entry per sample"):
             w.write(split="train", epoch=0, step=[1, 2, 3], batch=0, sample_key=_keys(2), values={})
+        with pytest.raises(ValueError, match="batch must be a non-negative int"):
+            w.write(split="train", epoch=0, step=0, batch=-1, sample_key=_keys(2), values={})
+        with pytest.raises(ValueError, match="keys must be an integer array with one entry per id"):
+            w.register_samples(["a", "b"], keys=[1])
         w.write(split="train", epoch=0, step=0, batch=0, sample_key=_keys(2), values={"loss": [1.0, 2.0]})
-    assert len(read(tmp_path / "run")) == 2  # the good batch survived the bad ones
+        # several batches in one call: per-row step and batch
+        w.write(split="train", epoch=0, step=np.array([1, 1, 2]), batch=np.array([1, 1, 2]),
+                sample_key=_keys(3), values={"loss": [3.0, 4.0, 5.0]})
+    df = read(tmp_path / "run")  # the good calls survived the bad ones
+    assert df.loss.tolist() == [1, 2, 3, 4, 5] and df.batch.tolist() == [0, 0, 1, 1, 2] and df.step.tolist() == [0, 0, 1, 1, 2]
 
 
 def _fail_on_open(monkeypatch):

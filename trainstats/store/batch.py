@@ -26,7 +26,7 @@ class Batch:
     split: str
     epoch: int
     step: np.ndarray
-    batch: int
+    batch: np.ndarray  # int32, one per row
     keys: np.ndarray
     values: dict[str, tuple[np.ndarray, np.ndarray | None]]
     noise: np.ndarray | None
@@ -44,27 +44,33 @@ def _to_numpy(x: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         raise TypeError(f"column {name!r}: cannot convert {type(x).__name__} to an array ({e})") from None
 
 
-def make_batch(columns: Mapping[str, ValueColumn], *, split: str, epoch: int, step: Any, batch: int,
+def _per_row(value: Any, name: str, n: int, dtype) -> np.ndarray:
+    """An int broadcast to ``n`` rows, or an integer array of ``n`` entries; never negative."""
+    arr, _ = _to_numpy(value, name)
+    if arr.ndim == 0:
+        arr = np.full(n, arr, dtype=arr.dtype)
+    if arr.shape != (n,) or arr.dtype.kind not in "iu" or (n and arr.min() < 0):
+        raise ValueError(f"{name} must be a non-negative int or an integer array with one entry per sample; "
+                         f"received shape {arr.shape} dtype {arr.dtype}, sample_key has {n} entries")
+    return arr.astype(dtype, copy=True)
+
+
+def make_batch(columns: Mapping[str, ValueColumn], *, split: str, epoch: int, step: Any, batch: Any,
                sample_key: Any, values: Mapping[str, Any], noise: Any, noise_kind: Any) -> Batch:
     """Validate one ``RunWriter.write`` call and return private copies of its arrays."""
     keys = sample_key
     if split not in SPLITS:
         raise ValueError(f"Invalid split {split!r}; expected one of {SPLITS}")
-    for name, v in (("epoch", epoch), ("batch", batch)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative int; received {v!r}")
+    if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise ValueError(f"epoch must be a non-negative int; received {epoch!r}")
     keys, _ = _to_numpy(keys, "sample_key")
     if keys.ndim != 1 or keys.dtype.kind not in "iu":
         raise ValueError(f"sample_key must be a 1-D integer array (use trainstats.sample_key for string ids); "
                          f"received shape {keys.shape} dtype {keys.dtype}")
     keys = keys.astype(np.int64, copy=True)
     n = len(keys)
-    step_arr, _ = _to_numpy(step, "step")
-    if step_arr.ndim == 0:
-        step_arr = np.full(n, int(step_arr), np.int64)
-    if step_arr.shape != (n,) or step_arr.dtype.kind not in "iu":
-        raise ValueError(f"step must be an int or an integer array with one entry per sample; received "
-                         f"shape {step_arr.shape} dtype {step_arr.dtype}, sample_key has {n} entries")
+    step_arr = _per_row(step, "step", n, np.int64)
+    batch_arr = _per_row(batch, "batch", n, np.int32)
     if not isinstance(values, Mapping):
         raise TypeError(f"values must be a mapping column name -> array; received {type(values).__name__}")
     unknown = sorted(set(values) - set(columns))
@@ -99,4 +105,4 @@ def make_batch(columns: Mapping[str, ValueColumn], *, split: str, epoch: int, st
                 raise ValueError(f"noise_kind has {len(kinds)} entries but sample_key has {n}")
     elif noise_kind is not None:
         raise ValueError("noise_kind was given without noise; pass both or neither")
-    return Batch(split, int(epoch), step_arr.astype(np.int64, copy=False), int(batch), keys, out, flags, kinds)
+    return Batch(split, int(epoch), step_arr, batch_arr, keys, out, flags, kinds)

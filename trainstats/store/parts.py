@@ -100,7 +100,7 @@ class PartSet:
         n = part.buffered
         cols: dict[str, pa.Array] = {}
         cols["step"] = pa.array(np.concatenate([c.step for c, _ in chunks]), pa.int64())
-        cols["batch"] = pa.array(np.concatenate([np.full(len(c.keys), c.batch, np.int32) for c, _ in chunks]))
+        cols["batch"] = pa.array(np.concatenate([c.batch for c, _ in chunks]), pa.int32())
         cols["sample_key"] = pa.array(np.concatenate([c.keys for c, _ in chunks]), pa.int64())
         cols["noise"] = pa.array(np.concatenate([f for _, (f, _) in chunks]), pa.bool_())
         codes = np.concatenate([k for _, (_, k) in chunks])

@@ -167,10 +167,20 @@ class RunWriter:
         """Write errors so far: ``{"time", "type", "message"}`` each."""
         return list(self._errors)
 
-    def register_samples(self, sample_ids: Sequence[str]) -> np.ndarray:
-        """Record the ``sample_key -> sample_id`` side table for these ids; return their keys."""
+    def register_samples(self, sample_ids: Sequence[str], *, keys: Any = None) -> np.ndarray:
+        """Record the ``sample_key -> sample_id`` side table for these ids; return their keys.
+
+        ``keys``: the ids' keys when the caller already computed them with :func:`sample_key`
+        (saves hashing again; a mismatch in length raises)."""
         ids = [i.decode("utf-8") if isinstance(i, bytes) else i for i in sample_ids]
-        keys = _sample_key(ids)
+        if keys is None:
+            keys = _sample_key(ids)
+        else:
+            keys = np.asarray(keys)
+            if keys.shape != (len(ids),) or keys.dtype.kind not in "iu":
+                raise ValueError(f"keys must be an integer array with one entry per id; received shape "
+                                 f"{keys.shape} dtype {keys.dtype} for {len(ids)} ids")
+            keys = keys.astype(np.int64)
         self._check_open()
         self._check_error()
         if len(ids):
@@ -183,14 +193,15 @@ class RunWriter:
         split: str,
         epoch: int,
         step: int | Any,
-        batch: int,
+        batch: int | Any,
         sample_key: Any,
         values: Mapping[str, Any],
         noise: Any = None,
         noise_kind: Any = None,
     ) -> None:
-        """Queue one batch of rows. Arrays may be numpy arrays, masked arrays (masked -> null),
-        lists or tensors; every array has one entry per sample. NaN in a float column is null."""
+        """Queue rows. Arrays may be numpy arrays, masked arrays (masked -> null), lists or tensors;
+        every array has one entry per sample. NaN in a float column is null. ``step`` and ``batch``
+        are ints or integer arrays with one entry per row (several batches in one call)."""
         self._check_open()
         self._check_error()
         chunk = make_batch(self._by_name, split=split, epoch=epoch, step=step, batch=batch,
