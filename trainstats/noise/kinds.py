@@ -124,7 +124,12 @@ def _named_candidates(tokens: list[str], ints: list[int]) -> list:
 
 # -------------------------------------------------------------------------------------------- label
 def _label_eligible(example: dict) -> bool:
-    return bool(example["has_bug"]) or len(_candidate_names(example)) >= 2
+    if example["has_bug"]:
+        return True
+    tokens = example["source_tokens"]   # at least two distinct names among the integer candidates != 0
+    names = {tokens[c] for c in example["repair_candidates"]
+             if c.__class__ is int and c or (isinstance(c, int) and not isinstance(c, bool) and c)}
+    return len(names) >= 2
 
 
 @register_kind(

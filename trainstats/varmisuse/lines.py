@@ -105,7 +105,7 @@ def _split(raw: bytes, check_edges: bool, validate: bool) -> tuple[dict, bytes, 
         if punct != _punctuation(len(punct)) or (len(punct) == 2 and edges != b"[]"):
             return None
         m = len(punct) // 12
-    if _PLACEHOLDER_BYTES in raw:
+    if raw.find(_PLACEHOLDER_BYTES, 0, start) >= 0 or raw.find(_PLACEHOLDER_BYTES, end) >= 0:
         return None
     try:
         example = loads(raw[:start] + _PLACEHOLDER_BYTES + raw[end:])
