@@ -286,15 +286,10 @@ class PerSampleStats(keras.callbacks.Callback):
             ok = valid.get("col:" + name, valid.get(head_of.get(name)))
             values[name] = arr if ok is None or ok.all() else np.ma.masked_array(arr, mask=~ok)
         kinds = None if noise is None else np.asarray(noise[1], dtype=object)
-        # rows are in batch order; one write per batch
-        cuts = np.flatnonzero(np.diff(batch)) + 1
-        bounds = np.concatenate([[0], cuts, [len(batch)]])
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            sl = slice(int(lo), int(hi))
-            self._writer.write(split=split, epoch=epoch, step=steps[sl], batch=int(batch[lo]),
-                               sample_key=keys[sl], values={k: v[sl] for k, v in values.items()},
-                               noise=None if noise is None else noise[0][sl],
-                               noise_kind=None if noise is None else kinds[sl].tolist())
+        # one write for every batch of this run of steps: step and batch are per-row arrays
+        self._writer.write(split=split, epoch=epoch, step=steps, batch=batch, sample_key=keys, values=values,
+                           noise=None if noise is None else noise[0],
+                           noise_kind=None if noise is None else kinds.tolist())
 
     def _open_writer(self) -> RunWriter:
         columns = self._capture.columns
@@ -321,6 +316,6 @@ class PerSampleStats(keras.callbacks.Callback):
 
     def _register_new_ids(self) -> None:
         chunks = registry.chunks_since(self._registered)
-        for _, ids in chunks:
-            self._writer.register_samples(ids)
+        for keys, ids in chunks:
+            self._writer.register_samples(ids, keys=keys)
         self._registered += len(chunks)
