@@ -31,6 +31,7 @@ from pathlib import Path
 
 from trainstats.noise import induce_noise
 from trainstats.varmisuse import list_shards, shard_name
+from trainstats.varmisuse.lines import DECODER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         in_dir = work / "in"
         in_dir.mkdir()
         n_bytes, n_lines = make_input(args.source, in_dir, args.mb)
-        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(f"load average before: {os.getloadavg()[0]:.1f}; JSON decoder of the fast path: {DECODER}")
         print(f"input: {n_bytes / 1e6:.0f} MB, {n_lines} examples, {len(list_shards(in_dir))} shards "
               f"in {in_dir}; kind={args.kind} level={args.level}%; cpus={os.cpu_count()}")
         def ours(validate: str, workers: int | None):
