@@ -142,3 +142,24 @@ def test_orjson_and_stdlib_decoders_give_identical_results(raw_lines, monkeypatc
             want = ("error", str(exc))
         assert got[:2] == want, raw[:80]
     assert sum(1 for r in with_json if r[0] == "error") >= 4 and sum(r[0] == "ok" and r[2] for r in with_json) >= 40
+
+
+def test_a_block_of_mixed_lines_gets_each_line_its_own_verdict(raw_lines):
+    """Good and corrupted lines checked together (one numpy block): no verdict leaks to a neighbour."""
+    block = []
+    for raw in raw_lines[:12]:
+        n = len(json.loads(raw)["source_tokens"])
+        for bad in _variants(raw, n):
+            block += [raw, bad.rstrip(b"\n") + b"\n"]
+    block += [raw.replace(b'"enum_', b'"en1um_', 3) for raw in raw_lines[12:20]]  # digits in names: valid
+    got = parse_lines(block, lambda i: f"f:{i + 1}")
+    for i, (raw, res) in enumerate(zip(block, got)):
+        try:
+            want = decode_line(raw, where=f"f:{i + 1}")
+        except InvalidExample as exc:
+            assert isinstance(res, InvalidExample) and str(res) == str(exc), (i, raw[:60])
+            continue
+        assert not isinstance(res, InvalidExample), (i, res)
+        full = res.example if res.edges_raw is None else dict(res.example, edges=json.loads(res.edges_raw))
+        assert full == want
+    assert all(res.edges_raw is not None for res in got[0::2][:12 * 13])   # the good neighbours stay fast
