@@ -49,8 +49,10 @@ class PerSampleStats(keras.callbacks.Callback):
         on_error: ``"warn"`` (default: keep training when rows cannot be written) or ``"raise"``.
         writer_id: id of this process's writer (several processes writing one run need distinct ids).
         jit_stats: XLA-compile the per-sample stats ops (one fused kernel instead of ~30 small ops per
-            step). ``"auto"``: when the model's own step is not XLA-compiled (Keras's default on CPU)
-            and no distribution strategy is used. Head stats functions must be XLA-safe for this.
+            step). ``"auto"``: when the model's own step is not XLA-compiled (Keras's default on CPU),
+            no distribution strategy is used and every model input has a fixed shape apart from the
+            batch axis (XLA compiles once per input shape: with length-bucketed batches it would
+            recompile at nearly every step). Head stats functions must be XLA-safe for this.
 
     Example::
 
@@ -142,7 +144,8 @@ class PerSampleStats(keras.callbacks.Callback):
         jit = self.jit_stats
         if jit == "auto":  # fuse the stats ops when Keras does not already compile the whole step
             jit = (not model.jit_compile and not model.run_eagerly
-                   and type(strategy).__name__ == "_DefaultDistributionStrategy")
+                   and type(strategy).__name__ == "_DefaultDistributionStrategy"
+                   and _static_feature_shapes(model))
         self._capture.jit = bool(jit) and not model.jit_compile and not model.run_eagerly
         key = (id(model), int(model.steps_per_execution or 1), model.jit_compile, model.run_eagerly,
                id(strategy), id(model.optimizer), id(model._compile_loss), self._capture.jit)
@@ -319,3 +322,14 @@ class PerSampleStats(keras.callbacks.Callback):
         for keys, ids in chunks:
             self._writer.register_samples(ids, keys=keys)
         self._registered += len(chunks)
+
+
+def _static_feature_shapes(model) -> bool:
+    """True when every model input has a known shape apart from the batch axis."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return False
+    if not inputs:
+        return False
+    return all(d is not None for x in inputs for d in tuple(x.shape)[1:])
