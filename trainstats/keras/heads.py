@@ -27,6 +27,8 @@ from typing import Any, Callable, Mapping
 import tensorflow as tf
 from keras.src.backend import get_keras_mask
 
+from trainstats.store.schema import STANDARD_STATS
+
 __all__ = [
     "HEAD_STATS",
     "HeadStatsFn",
@@ -39,15 +41,8 @@ __all__ = [
 
 HeadStatsFn = Callable[[Any, Any], Mapping[str, Any]]
 
-#: stat name -> store dtype, for the standard stats a head function may return.
-HEAD_STATS: dict[str, str] = {
-    "loss": "float32",
-    "gold_prob": "float32",
-    "pred": "int64",
-    "pred_prob": "float32",
-    "correct": "bool",
-    "margin": "float32",
-}
+#: stat name -> store dtype, for the standard stats a head function may return (the store's list).
+HEAD_STATS: dict[str, str] = STANDARD_STATS
 
 _NEG = float("-inf")
 
