@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -69,6 +70,7 @@ def learning_curves(metrics: pd.DataFrame, run: str, out: Path) -> Path | None:
             ax.plot(d["epoch"], d["value"], color=COLORS[group], ls="-" if split == "train" else "--",
                     marker="o" if len(d) < 20 else None, ms=3, label=f"{split} {group}")
         ax.set(title=f"{head}: accuracy", xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{run}: learning curves (solid = train, dashed = held-out)", fontsize=10)

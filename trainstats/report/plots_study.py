@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -84,6 +85,7 @@ def per_epoch_lines(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, *, met
             ax.plot(d["epoch"], d["value"], color=colors.get(run), lw=1.3, label=labels.get(run, run),
                     marker="o" if len(d) < 20 else None, ms=3)
         ax.set(title=f"{head}", xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
