@@ -135,7 +135,6 @@ class RunWriter:
 
         self._status_path = self.run_dir / "writers" / f"a{self.attempt:04d}-w{writer_id}.json"
         self._lock = threading.Lock()
-        self._rows_written = 0
         self._rows_dropped = 0
         self._queued_rows = 0
         self._errors: list[dict[str, str]] = []
@@ -155,7 +154,7 @@ class RunWriter:
     @property
     def rows_written(self) -> int:
         """Rows in completed part files so far."""
-        return self._rows_written
+        return self._parts.rows_completed
 
     @property
     def rows_dropped(self) -> int:
@@ -262,13 +261,12 @@ class RunWriter:
             return
         err = self._errors[0]
         msg = (f"trainstats could not write rows to {self.run_dir}: {err['type']}: {err['message']}. "
-               f"Rows are no longer recorded (see {self._status_path}); training continues.")
+               f"Rows are no longer recorded (see {self._status_path})")
         if self.on_error == "raise":
-            raise StoreWriteError(msg.replace("training continues", "on_error='raise'"))
-        if not self._reported_error:
+            raise StoreWriteError(f"{msg}; on_error='raise'.")
+        if not self._reported_error:  # the writer thread already logged it; warn once where training runs
             self._reported_error = True
-            log.error(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            warnings.warn(f"{msg}; training continues.", RuntimeWarning, stacklevel=3)
 
     def _call_thread(self, what: str, timeout: float | None) -> None:
         done = threading.Event()
@@ -284,7 +282,6 @@ class RunWriter:
                 last_check = time.monotonic()
                 if not self._errors:
                     self._guard(self._parts.complete_old_parts)
-                    self._rows_written = self._parts.rows_completed
             try:
                 kind, item = self._queue.get(timeout=1.0)
             except queue.Empty:
@@ -303,7 +300,6 @@ class RunWriter:
             else:  # flush / close
                 if not self._errors:
                     self._guard(self._parts.complete_all)
-                    self._rows_written = self._parts.rows_completed
                 if kind == "close":
                     self._parts.abandon()
                 self._guard(self._write_status, closed=(kind == "close"))
@@ -332,13 +328,12 @@ class RunWriter:
             return False
 
     def _write_status(self, closed: bool = False) -> None:
-        self._rows_written = self._parts.rows_completed
         rd.write_json_atomic(self._status_path, {
             "attempt": self.attempt,
             "writer": self.writer_id,
             "pid": os.getpid(),
             "first_position": self._first_position,
-            "rows_written": self._rows_written,
+            "rows_written": self._parts.rows_completed,
             "rows_dropped": self._rows_dropped,
             "errors": self._errors,
             "closed": closed,
