@@ -71,7 +71,10 @@ def open_dataset(run_dir: str | os.PathLike) -> ds.Dataset:
 
     Partition columns ``split`` and ``epoch`` are ordinary columns; filter on them to read less:
     ``open_dataset(d).to_table(filter=pc.field("split") == "train", columns=["sample_key", "loss"])``."""
-    meta = read_metadata(run_dir)
+    return _open_dataset(run_dir, read_metadata(run_dir))
+
+
+def _open_dataset(run_dir: str | os.PathLike, meta: dict[str, Any]) -> ds.Dataset:
     schema = row_schema(value_columns(meta))
     files = sorted(str(p) for p in (Path(run_dir) / "rows").rglob("part-*.parquet"))
     dataset = ds.dataset(files, schema=schema, format="parquet", partitioning=partitioning(),
@@ -134,7 +137,8 @@ def read(
     import pandas as pd
 
     splits, epochs = _check_selection(split, epochs)
-    dataset = open_dataset(run_dir)
+    meta = read_metadata(run_dir)
+    dataset = _open_dataset(run_dir, meta)
     names = dataset.schema.names
     if columns is None:
         wanted = names
@@ -156,7 +160,7 @@ def read(
     if sort and table.num_rows:
         table = table.sort_by([("split", "ascending"), ("epoch", "ascending"), ("step", "ascending"),
                                ("batch", "ascending")])
-    value_names = {c.name for c in value_columns(read_metadata(run_dir))}
+    value_names = {c.name for c in value_columns(meta)}
     df = pd.DataFrame({name: _to_pandas(table.column(name), name in value_names) for name in table.column_names})
     if with_ids and "sample_key" in df and (columns is None or "sample_id" in columns):
         df["sample_id"] = _sample_ids(run_dir, df["sample_key"].to_numpy())
