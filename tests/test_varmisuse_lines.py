@@ -163,3 +163,44 @@ def test_a_block_of_mixed_lines_gets_each_line_its_own_verdict(raw_lines):
         full = res.example if res.edges_raw is None else dict(res.example, edges=json.loads(res.edges_raw))
         assert full == want
     assert all(res.edges_raw is not None for res in got[0::2][:12 * 13])   # the good neighbours stay fast
+
+
+def test_random_byte_edits_of_edges_get_the_plain_verdict(raw_lines):
+    """Seeded fuzzing of the numpy edges check: 3,200 edits (replace, swap neighbours, insert,
+    delete a byte; one or two of them) inside real edges arrays, checked in one block; each line
+    must get exactly decode_line's verdict and example."""
+    import random
+
+    rng = random.Random(20261125)
+    alphabet = b'0123456789,[] "_aZ-\\.e'
+    block = []
+    for raw in rng.sample(raw_lines, 40):
+        start = raw.index(b', "edges": ') + 11
+        for _ in range(80):
+            edited = bytearray(raw)
+            for _ in range(rng.choice((1, 1, 2))):
+                end = edited.index(b', "error_location"', start)
+                i = rng.randrange(start, end - 1)
+                op = rng.randrange(4)
+                if op == 0:
+                    edited[i] = rng.choice(alphabet)
+                elif op == 1:
+                    edited[i], edited[i + 1] = edited[i + 1], edited[i]
+                elif op == 2:
+                    edited.insert(i, rng.choice(alphabet))
+                else:
+                    del edited[i]
+            block.append(bytes(edited))
+    got = parse_lines(block, lambda i: f"f:{i + 1}")
+    n_ok = 0
+    for i, (raw, res) in enumerate(zip(block, got)):
+        try:
+            want = decode_line(raw, where=f"f:{i + 1}")
+        except InvalidExample as exc:
+            assert isinstance(res, InvalidExample) and str(res) == str(exc), (i, raw)
+            continue
+        n_ok += 1
+        assert not isinstance(res, InvalidExample), (i, res)
+        full = res.example if res.edges_raw is None else dict(res.example, edges=json.loads(res.edges_raw))
+        assert full == want
+    assert 300 < n_ok < len(block) - 300     # both verdicts well represented

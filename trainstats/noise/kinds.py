@@ -54,12 +54,10 @@ class NoiseKind:
 class _NullRandom(ExampleRandom):
     """Deterministic stand-in used only to probe eligibility of kinds without a predicate."""
 
-    def __init__(self) -> None:  # no bit generator needed
+    def __init__(self) -> None:  # no key needed: every word is 0
         pass
 
-    def below(self, n: int) -> int:
-        if n <= 0:
-            raise ValueError(f"below(n) needs n >= 1, received n={n}")
+    def word(self) -> int:
         return 0
 
 

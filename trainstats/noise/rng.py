@@ -13,14 +13,19 @@ Derivation (``u32(s)`` = first 4 bytes of ``blake2b(s.encode(), digest_size=8)``
       PCG64(SeedSequence(seed, spawn_key=(0, u32(split), c))).random_raw(n_class)[i]
 
   Examples are visited by increasing priority (ties by position): a uniform random order.
-- the generator a noise kind gets for one example::
+- the random words a noise kind gets for one example: word ``j`` (``j = 0, 1, ...``) is bytes
+  ``8*(j % 8)`` to ``8*(j % 8) + 8`` (little-endian, unsigned) of::
 
-      PCG64(SeedSequence(seed, spawn_key=(1, u32(kind), u64(sample_id) >> 32, u64(sample_id) & 0xffffffff)))
+      blake2b(f"{seed}\x1f{kind}\x1f{sample_id}".encode() + (j // 8).to_bytes(8, "little"),
+              digest_size=64, person=b"trainstats.noise")
+
+  (a counter-mode stream: about 1 us per example instead of the ~35 us of seeding a PCG64 with a
+  SeedSequence, and stable wherever ``hashlib`` is, which is everywhere).
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, MutableSequence, Sequence, TypeVar
+from typing import MutableSequence, Sequence, TypeVar
 
 import numpy as np
 
@@ -47,27 +52,41 @@ def selection_order(seed: int, split: str, has_bug: bool, n: int) -> np.ndarray:
     return np.argsort(priority, kind="stable").astype(np.int64)
 
 
+_PERSON = b"trainstats.noise"
+
+
 class ExampleRandom:
-    """Small random source for noise kinds, built only on PCG64 raw output (stable everywhere).
+    """Small random source for noise kinds: a stream of uniform 64-bit words, stable everywhere.
 
     Args:
-        bit_generator: a PCG64, or a zero-argument callable returning one (created on first use,
-            so kinds that draw nothing cost nothing).
+        key: the stream's key; word ``j`` is bytes ``8*(j % 8)`` to ``8*(j % 8) + 8`` (little-endian)
+            of ``blake2b(key + (j // 8).to_bytes(8, "little"), digest_size=64,
+            person=b"trainstats.noise")``. Nothing is hashed until the first draw.
     """
 
-    def __init__(self, bit_generator: np.random.PCG64 | Callable[[], np.random.PCG64]):
-        self._bg = bit_generator if isinstance(bit_generator, np.random.PCG64) else None
-        self._make = None if self._bg is not None else bit_generator
+    def __init__(self, key: bytes):
+        if not isinstance(key, bytes):
+            raise TypeError(f"key must be bytes, received {type(key).__name__}")
+        self._key = key
+        self._block = 0
+        self._words: list[int] = []
+
+    def word(self) -> int:
+        """The next uniform integer in ``[0, 2**64)``."""
+        if not self._words:
+            digest = hashlib.blake2b(self._key + self._block.to_bytes(8, "little"), digest_size=64,
+                                     person=_PERSON).digest()
+            self._block += 1
+            self._words = [int.from_bytes(digest[i:i + 8], "little") for i in range(56, -8, -8)]
+        return self._words.pop()
 
     def below(self, n: int) -> int:
         """Uniform integer in ``[0, n)`` (rejection sampling, no modulo bias)."""
         if n <= 0:
             raise ValueError(f"below(n) needs n >= 1, received n={n}")
-        if self._bg is None:
-            self._bg = self._make()
         limit = _U64 - (_U64 % n)
         while True:
-            x = int(self._bg.random_raw())
+            x = self.word()
             if x < limit:
                 return x % n
 
@@ -84,6 +103,4 @@ class ExampleRandom:
 
 def example_random(seed: int, kind: str, sample_id: str) -> ExampleRandom:
     """The :class:`ExampleRandom` a kind gets for ``sample_id`` (see the module docstring)."""
-    key = stable_u64(sample_id)
-    spawn_key = (1, stable_u32(kind), key >> 32, key & 0xFFFFFFFF)
-    return ExampleRandom(lambda: np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
+    return ExampleRandom(f"{seed}\x1f{kind}\x1f{sample_id}".encode("utf-8"))

@@ -6,7 +6,6 @@ so they give the same result in any process, in any order.
 from __future__ import annotations
 
 import hashlib
-import json
 from operator import ne
 from dataclasses import dataclass, field
 
@@ -43,18 +42,13 @@ def _for_kind(parsed: ParsedLine, raw: bytes, kind: NoiseKind) -> dict:
 
 def _line_blocks(fh, size: int = _BLOCK):
     """Yield ``(number of the first line, [raw lines])`` in blocks of about ``size`` bytes."""
-    block: list[bytes] = []
     first = 1
-    n = 0
-    for raw in fh:
-        block.append(raw)
-        n += len(raw)
-        if n >= size:
-            yield first, block
-            first += len(block)
-            block, n = [], 0
-    if block:
+    while True:
+        block = fh.readlines(size)
+        if not block:
+            return
         yield first, block
+        first += len(block)
 
 
 def quick_class(raw: bytes) -> int | None:
@@ -220,18 +214,18 @@ class WriteResult:
     manifest: dict[str, list]
 
 
-def _noise_one(raw: bytes, where: str, kind: NoiseKind, seed: int, sample_id: str) -> tuple[bytes, dict, dict]:
-    # the scan ("all") or check_lines ("selected") already validated this line, edges included
-    parsed = parse_line(raw, where=where, check_edges=False, validate=False)
+def _noise_one(parsed: ParsedLine, raw: bytes, where: str, kind: NoiseKind, seed: int,
+               sample_id: str) -> tuple[bytes, dict, dict]:
+    """The noised line (same line terminator) and the example before and after."""
     example, edges_raw = parsed.example, parsed.edges_raw
     if kind.needs_edges and edges_raw is not None:
-        example, edges_raw = dict(example, edges=json.loads(edges_raw)), None
+        example, edges_raw = dict(example, edges=loads(edges_raw)), None
     new = kind.apply(example, example_random(seed, kind.name, sample_id))
     if new is None:
         raise RuntimeError(f"{where}: noise kind {kind.name!r} refused an example it declared eligible")
     try:
         if edges_raw is not None and len(new["source_tokens"]) != len(example["source_tokens"]):
-            validate_example(dict(new, edges=json.loads(edges_raw)))  # kept edges must still fit
+            validate_example(dict(new, edges=loads(edges_raw)))  # kept edges must still fit
         else:
             validate_example(new)
     except InvalidExample as exc:
@@ -244,31 +238,46 @@ def _noise_one(raw: bytes, where: str, kind: NoiseKind, seed: int, sample_id: st
 def write_shard(task: WriteTask) -> WriteResult:
     """Copy ``task.src`` to ``task.dst``, replacing the selected lines by their noised version.
 
-    Unselected lines are copied byte for byte. Returns the manifest columns for the noised lines.
+    Unselected lines are copied byte for byte, a block of lines (about 4 MB) per write. Returns
+    the manifest columns for the noised lines.
     """
     manifest: dict[str, list] = {name: [] for name in MANIFEST_FIELDS}
-    wanted = dict(zip(task.lines.tolist(), task.kind_index.tolist()))
+    wanted = task.lines.tolist()
+    kind_index = task.kind_index.tolist()
     digest = hashlib.sha256()
-    n_bytes = n_lines = 0
-    with open(task.src, "rb", buffering=_BUF) as src, open(task.dst, "wb", buffering=_BUF) as dst:
-        for lineno, raw in enumerate(src, start=1):
-            n_lines = lineno
-            k = wanted.get(lineno)
-            if k is not None:
-                kind = task.kinds[k]
-                sample_id = f"{task.shard_name}:{lineno}"
-                raw, old, new = _noise_one(raw, f"{task.src}:{lineno}", kind, task.seed, sample_id)
-                old_tokens, new_tokens = old["source_tokens"], new["source_tokens"]
-                changed = sum(map(ne, old_tokens, new_tokens)) + abs(len(old_tokens) - len(new_tokens))
-                for name, value in zip(MANIFEST_FIELDS, (
-                        sample_id, task.split, kind.name, task.levels[k], task.seed, old["has_bug"],
-                        new["has_bug"], old["error_location"], new["error_location"],
-                        list(old["repair_targets"]), list(new["repair_targets"]), changed)):
-                    manifest[name].append(value)
-            dst.write(raw)
-            digest.update(raw)
-            n_bytes += len(raw)
-    if len(manifest["sample_id"]) != len(wanted):
-        raise RuntimeError(f"{task.src}: {len(wanted)} lines were selected but only "
-                           f"{len(manifest['sample_id'])} were found (did the file change?)")
+    n_bytes = n_lines = done = 0
+    with open(task.src, "rb", buffering=_BUF) as src, open(task.dst, "wb") as dst:
+        for first, block in _line_blocks(src):
+            n_lines = first + len(block) - 1
+            upto = done
+            while upto < len(wanted) and wanted[upto] <= n_lines:
+                upto += 1
+            if upto > done:
+                picked = wanted[done:upto]
+                # the scan ("all") or check_lines ("selected") already validated these lines
+                parsed = parse_lines([block[line - first] for line in picked],
+                                     lambda i: f"{task.src}:{picked[i]}", check_edges=False, validate=False)
+                for lineno, k, line in zip(picked, kind_index[done:upto], parsed):
+                    if isinstance(line, InvalidExample):
+                        raise RuntimeError(f"{line} (did the file change since it was scanned?)")
+                    kind = task.kinds[k]
+                    sample_id = f"{task.shard_name}:{lineno}"
+                    raw, old, new = _noise_one(line, block[lineno - first], f"{task.src}:{lineno}", kind,
+                                               task.seed, sample_id)
+                    block[lineno - first] = raw
+                    old_tokens, new_tokens = old["source_tokens"], new["source_tokens"]
+                    changed = sum(map(ne, old_tokens, new_tokens)) + abs(len(old_tokens) - len(new_tokens))
+                    for name, value in zip(MANIFEST_FIELDS, (
+                            sample_id, task.split, kind.name, task.levels[k], task.seed, old["has_bug"],
+                            new["has_bug"], old["error_location"], new["error_location"],
+                            list(old["repair_targets"]), list(new["repair_targets"]), changed)):
+                        manifest[name].append(value)
+                done = upto
+            chunk = b"".join(block)
+            dst.write(chunk)
+            digest.update(chunk)
+            n_bytes += len(chunk)
+    if done != len(wanted):
+        raise RuntimeError(f"{task.src}: {len(wanted)} lines were selected but only {done} were found "
+                           f"(did the file change?)")
     return WriteResult(n_lines=n_lines, n_bytes=n_bytes, sha256=digest.hexdigest(), manifest=manifest)

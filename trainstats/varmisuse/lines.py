@@ -130,57 +130,59 @@ def _fields(a: np.ndarray, pos: np.ndarray, length: np.ndarray) -> tuple[np.ndar
 
     A word byte is a digit iff it is below ``':'`` (0x3a): adding 0x46 sets its high bit otherwise.
     """
-    length = np.clip(length, 1, 8).astype(np.uint64)
-    field = _words(a, pos) >> (np.uint64(8) * (np.uint64(8) - length))
+    length = np.clip(length, 1, 8).view(np.uint64)
+    field = _words(a, pos) >> ((np.uint64(8) - length) << np.uint64(3))
     digits = ((field + np.uint64(0x4646464646464646)) & np.uint64(0x8080808080808080)) == 0
-    lead = (field >> (np.uint64(8) * (length - np.uint64(1)))) != 48     # '0' only alone
+    lead = (field >> ((length - np.uint64(1)) << np.uint64(3))) != 48     # '0' only alone
     return digits & (lead | (length == 1)), field
 
 
 def _edges_ok(segs: Sequence[bytes], n_tokens: Sequence[int], n_edges: Sequence[int]) -> np.ndarray:
     """Per edges array (punctuation already checked by :func:`_split`): does it fit the grammar?
 
-    All arrays are checked together on one numpy buffer. With the commas located, every
-    punctuation byte of every edge is pinned to its expected place; since an array holds exactly
-    ``12 * n_edges`` punctuation bytes, all other bytes are word bytes, so the three fields between
-    the pins are JSON integers if they are digits without a leading zero (read 8 bytes at a time),
-    and the names are ``[A-Za-z0-9_]*``. ``s, d < n`` holds if ``s`` has fewer digits than ``n``,
-    or as many and compares lower as a big-endian byte string.
+    All arrays are checked together on one numpy buffer, ``b", ".join(segs) + b", "``, in which
+    every edge (the last of its array too) is followed by exactly one comma beyond its own three:
+    so the commas, reshaped to ``(n_edges, 4)``, are each edge's ``c1, c2, c3, sep``. Pinning the
+    punctuation bytes next to them (``[s, d, t, "name"]`` exactly so spaced), and since an array
+    holds exactly ``12 * n_edges`` punctuation bytes, all other bytes are word bytes: the three
+    fields between the pins are JSON integers if they are digits without a leading zero (read 8
+    bytes at a time), and the names are ``[A-Za-z0-9_]*``. ``s, d < n`` holds if ``s`` has fewer
+    digits than ``n``, or as many and compares lower as a big-endian byte string.
     """
     k = len(segs)
-    lens = np.fromiter(map(len, segs), dtype=np.int64, count=k)
-    ends = np.cumsum(lens)
-    starts = ends - lens
     m = np.asarray(n_edges, dtype=np.int64)
-    a = np.frombuffer(b"".join(segs) + b" " * 16, dtype=np.uint8)
-    commas = np.flatnonzero(a == 44)                    # 3 per edge + 1 between edges
-    per_seg = 4 * m - 1
-    if commas.size != int(per_seg.sum()):              # cannot happen after the punctuation check
+    lens = np.fromiter(map(len, segs), dtype=np.int64, count=k) + 2
+    ends = np.cumsum(lens)                              # one past each array's ", "
+    starts = ends - lens
+    a = np.frombuffer(b", ".join([*segs, b" " * 16]), dtype=np.uint8)   # 16 bytes of padding
+    commas = np.flatnonzero(a == 44)
+    if commas.size != 4 * int(m.sum()):                # cannot happen after the punctuation check
         return np.zeros(k, dtype=bool)
-    seg = np.repeat(np.arange(k), m)                    # per edge: its array
-    j = np.arange(seg.size) - np.repeat(np.cumsum(m) - m, m)   # per edge: its index in the array
-    base = (np.cumsum(per_seg) - per_seg)[seg] + 4 * j
-    c1, c2, c3 = commas[base], commas[base + 1], commas[base + 2]
-    sep = commas[np.minimum(base + 3, commas.size - 1)]  # the comma after the edge (not for the last)
-    last = j == m[seg] - 1
-    o = np.where(j == 0, starts[seg] + 1, commas[base - 1] + 2)  # the edge's '['
-    close = np.where(last, ends[seg] - 3, sep - 2)      # the name's closing quote
+    c1, c2, c3, sep = commas.reshape(-1, 4).T
+    first = np.cumsum(m) - m                            # per array: index of its first edge
+    o = np.empty_like(sep)                              # per edge: its '['
+    o[0] = 0
+    o[1:] = sep[:-1] + 2
+    o[first] += 1                                       # "[[" opens an array
+    close = sep - 2                                     # the name's closing quote: '"], ' ...
+    close[first + m - 1] -= 1                           # ... or '"]], ' for the last edge
     ls, ld, lt = c1 - o - 1, c2 - c1 - 2, c3 - c2 - 2    # field lengths
     digits = np.fromiter((len(str(v)) for v in n_tokens), dtype=np.int64, count=k)
     if digits.max() > 8:
         return np.zeros(k, dtype=bool)                  # 10**8 tokens: the plain path will do
-    width = digits[seg]
-    top = np.fromiter((int.from_bytes(str(v).encode(), "big") for v in n_tokens), dtype=np.uint64,
-                      count=k)[seg]                     # n as a big-endian digit string
+    width = np.repeat(digits, m)
+    top = np.repeat(np.fromiter((int.from_bytes(str(v).encode(), "big") for v in n_tokens),
+                                dtype=np.uint64, count=k), m)   # n as a big-endian digit string
     good = ((a[o] == 91) & (ls >= 1) & (ls <= width) & (ld >= 1) & (ld <= width) & (lt >= 1) & (lt <= 8)
             & (a[c1 + 1] == 32) & (a[c2 + 1] == 32) & (a[c3 + 1] == 32) & (a[c3 + 2] == 34)
-            & (close > c3 + 2) & (a[close] == 34) & (a[close + 1] == 93) & (last | (a[sep + 1] == 32)))
+            & (close > c3 + 2) & (a[close] == 34) & (a[close + 1] == 93) & (a[sep + 1] == 32))
     for pos, length in ((o + 1, ls), (c1 + 2, ld)):
         ok_int, value = _fields(a, pos, length)
         good &= ok_int & ((length < width) | (value < top))
     good &= _fields(a, c2 + 2, lt)[0]
-    ok = (a[starts] == 91) & (a[ends - 1] == 93) & (a[ends - 2] == 93)
-    ok[np.unique(seg[~good])] = False
+    ok = (a[starts] == 91) & (a[starts + 1] == 91) & (a[ends - 3] == 93) & (a[ends - 4] == 93)
+    if not good.all():
+        ok[np.repeat(np.arange(k), m)[~good]] = False
     return ok
 
 
