@@ -99,11 +99,15 @@ def test_manifest_matches_line_diff_and_rest_is_byte_identical(noised, great_dev
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
-def test_deterministic_across_runs_processes_and_workers(noised, great_dev_dir, tmp_path):
+def test_deterministic_across_runs_processes_and_workers(noised, great_dev_dir, tmp_path, monkeypatch):
     ref_out, _ = noised["label"]
     two = tmp_path / "two-workers"
     induce_noise(great_dev_dir, two, kind="label", level=0.3, seed=7, workers=2)
     assert _outputs(two) == _outputs(ref_out)
+    monkeypatch.setenv("TRAINSTATS_NOISE_START_METHOD", "spawn")      # fresh interpreters as workers
+    spawned = tmp_path / "spawned-workers"
+    induce_noise(great_dev_dir, spawned, kind="label", level=0.3, seed=7, workers=2)
+    assert _outputs(spawned) == _outputs(ref_out)
     cli = tmp_path / "cli"
     proc = subprocess.run([sys.executable, "-m", "trainstats", "noise", str(great_dev_dir), str(cli),
                            "--kind", "label", "--level", "30", "--seed", "7", "--quiet", "--workers", "1"],
@@ -235,3 +239,29 @@ def test_store_fills_noise_columns_from_the_manifest(noised, tmp_path, source):
     noisy = set(ids) & set(manifest["sample_id"])
     assert noisy and set(df.index[df["noise"].astype(bool)]) == noisy
     assert set(df.loc[sorted(noisy), "noise_kind"]) == {"rename"}
+
+
+def test_workers_start_method(monkeypatch):
+    """fork only where it is the default and no other Python thread runs; env override checked."""
+    import threading
+
+    from trainstats.noise import pipeline
+
+    monkeypatch.delenv("TRAINSTATS_NOISE_START_METHOD", raising=False)
+    expected = "fork" if sys.platform.startswith("linux") and sys.version_info < (3, 12) else "spawn"
+    with monkeypatch.context() as m:      # as if pytest and earlier tests had left no thread behind
+        m.setattr(pipeline.threading, "active_count", lambda: 1)
+        assert pipeline._start_method() == expected
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert pipeline._start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
+    monkeypatch.setenv("TRAINSTATS_NOISE_START_METHOD", "spawn")
+    assert pipeline._start_method() == "spawn"
+    monkeypatch.setenv("TRAINSTATS_NOISE_START_METHOD", "teleport")
+    with pytest.raises(ValueError, match="TRAINSTATS_NOISE_START_METHOD='teleport' is not a start method"):
+        pipeline._start_method()

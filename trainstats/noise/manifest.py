@@ -54,12 +54,48 @@ class ManifestWriter:
     def write(self, columns: dict[str, list]) -> None:
         import pyarrow as pa
 
-        table = pa.Table.from_pydict(columns, schema=self._schema)
+        arrays = [_to_arrow(columns[f.name], f.type, f.name) for f in self._schema]
+        table = pa.Table.from_arrays(arrays, schema=self._schema)
         self._writer.write_table(table)
         self.rows += table.num_rows
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _to_arrow(values: list, type_, name: str):
+    """A non-null Arrow array of ``type_`` from a Python list, built from buffers.
+
+    ``pa.array`` would import pandas on first use (pyarrow's pandas shim probes every input),
+    which costs 0.5-0.8 s, a fifth of a 200 MB ``trainstats noise`` run; ``from_buffers`` does not.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    if pa.types.is_string(type_):
+        encoded = [v.encode("utf-8") for v in values]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+    if pa.types.is_boolean(type_):
+        bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+        return pa.Array.from_buffers(type_, n, [None, pa.py_buffer(bits)])
+    if pa.types.is_list(type_):
+        lengths = [len(v) for v in values]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = [x for v in values for x in v]
+        inner = _to_arrow(flat, type_.value_type, name)
+        return pa.ListArray.from_arrays(pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)]),
+                                        inner, type=type_)
+    dtype = {pa.int64(): np.int64, pa.int32(): np.int32, pa.float64(): np.float64}.get(type_)
+    if dtype is None:  # pragma: no cover - the schema holds only the types above
+        raise TypeError(f"manifest column {name!r}: no buffer conversion for {type_}")
+    data = np.asarray(values, dtype=dtype)
+    if data.shape != (n,):
+        raise ValueError(f"manifest column {name!r}: expected {n} scalars, received shape {data.shape}")
+    return pa.Array.from_buffers(type_, n, [None, pa.py_buffer(data)])
 
 
 def _manifest_path(path: str | os.PathLike) -> Path:
