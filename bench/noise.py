@@ -7,7 +7,9 @@ the same run and on the same files (page cache warm for all):
 - naive: one process reading every line, ``json.loads`` + ``json.dumps`` + write (what the study's
   script did, without its noise logic);
 - trainstats: ``induce_noise`` with ``validate="selected"`` and ``"all"`` (the default), each with
-  all cores (the default) and with one worker.
+  all cores (the default) and with one worker; and the ``trainstats noise`` command with its
+  defaults in a new process (so interpreter start-up, imports, starting the workers and the
+  manifest writer are paid as a user pays them; the naive row pays none of that).
 
 Prints the median of --repeats runs as MB/s (input bytes) and examples/s, and the ratios; and
 the CPU seconds used (this process plus its joined workers), a measure of work that other jobs on a
@@ -24,6 +26,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                                             validate=validate, workers=workers)
 
         ncpu = os.cpu_count()
+        def cli(out):   # a fresh interpreter: imports, pool start-up and the manifest writer included
+            subprocess.run([sys.executable, "-m", "trainstats", "noise", str(in_dir), str(out), "--kind", args.kind,
+                            "--level", str(args.level), "--seed", "0", "--quiet"], check=True,
+                           stdout=subprocess.DEVNULL)
+
         runs = {
             "naive loads/dumps (1 proc)": lambda out: naive_rewrite(in_dir, out),
+            f"trainstats noise CLI, new process ({ncpu} w.)": cli,
             f"noise --validate selected ({ncpu} workers)": ours("selected", None),
             "noise --validate selected (1 worker)": ours("selected", 1),
             f"noise --validate all ({ncpu} workers)": ours("all", None),
@@ -117,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         print("wall clock (median of runs):")
         for name, ts in times.items():
             med = statistics.median(ts)
-            print(f"  {name:40s} {med:6.2f} s  {n_bytes / 1e6 / med:7.1f} MB/s  "
+            print(f"  {name:44s} {med:6.2f} s  {n_bytes / 1e6 / med:7.1f} MB/s  "
                   f"{n_lines / med:8.0f} examples/s  x{base / med:4.2f} vs naive   (runs: "
                   + ", ".join(f"{t:.2f}" for t in ts) + ")")
         print("CPU time, this process + its workers (median; less sensitive to other load on the machine):")
         for name, cs in cpu.items():
             med = statistics.median(cs)
-            print(f"  {name:40s} {med:6.2f} CPU-s  {n_bytes / 1e6 / med:7.1f} MB per CPU-s  "
+            print(f"  {name:44s} {med:6.2f} CPU-s  {n_bytes / 1e6 / med:7.1f} MB per CPU-s  "
                   f"x{base_cpu / med:4.2f} vs naive")
         print(f"load average after: {os.getloadavg()[0]:.1f} (on a shared machine, compare ratios of one run)")
     finally:

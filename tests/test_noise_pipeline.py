@@ -265,3 +265,15 @@ def test_workers_start_method(monkeypatch):
     monkeypatch.setenv("TRAINSTATS_NOISE_START_METHOD", "teleport")
     with pytest.raises(ValueError, match="TRAINSTATS_NOISE_START_METHOD='teleport' is not a start method"):
         pipeline._start_method()
+
+
+def test_cli_progress_bar_with_two_workers(noised, great_dev_dir, tmp_path):
+    """Without --quiet the command draws a bar on stderr; the output is the same as without it."""
+    ref_out, _ = noised["label"]
+    out = tmp_path / "with-bar"
+    proc = subprocess.run([sys.executable, "-m", "trainstats", "noise", str(great_dev_dir), str(out),
+                           "--kind", "label", "--level", "30", "--seed", "7", "--workers", "2"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "noise:" in proc.stderr and "B/s" in proc.stderr
+    assert _outputs(out) == _outputs(ref_out)

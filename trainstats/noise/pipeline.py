@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from trainstats.noise.kinds import get_kind
 from trainstats.noise.manifest import MANIFEST_NAME, SUMMARY_NAME, ManifestWriter
@@ -144,6 +143,12 @@ def _start_method() -> str:
     return "spawn"
 
 
+def _progress_bar(total: int):
+    from tqdm import tqdm   # only with a bar: even a disabled tqdm starts a monitor thread
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="noise", file=sys.stderr, leave=False)
+
+
 class _NoBar:
     def update(self, n: int) -> None:
         pass
@@ -250,8 +255,7 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
     splits = [(parse_shard_name(s.name) or ("unknown", 0, 1))[0] for s in shards]
     total = sum(s.stat().st_size for s in shards)
     run_map, shutdown = _mapper(workers, len(shards))   # before tqdm starts its monitor thread
-    bar = (tqdm(total=2 * total, unit="B", unit_scale=True, desc="noise", file=sys.stderr, leave=False)
-           if progress else _NoBar())   # even a disabled tqdm starts a monitor thread (no fork after it)
+    bar = _progress_bar(2 * total) if progress else _NoBar()
     token = uuid.uuid4().hex[:8]
     temps: list[Path] = []
     created: list[Path] = []   # folders this run made: removed again if it fails
