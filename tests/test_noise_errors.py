@@ -173,3 +173,44 @@ def test_output_is_the_same_with_and_without_orjson(small_in, tmp_path, monkeypa
             assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "std" / name).read_bytes(), name
     fast, std = read_summary(tmp_path / "fast"), read_summary(tmp_path / "std")
     assert fast["shards"] == std["shards"] and fast["splits"] == std["splits"]
+
+
+def test_crlf_endings_and_missing_final_newline_are_kept(small_in, tmp_path):
+    """Lines keep their own terminators (CRLF, none at the end) whether noised or copied."""
+    folder, lines = small_in
+    crlf = [raw.rstrip(b"\n") + b"\r\n" for raw in lines[1]]
+    crlf[-1] = crlf[-1].rstrip(b"\r\n")                      # the last line has no terminator
+    path = folder / shard_name("train", 1, 2)
+    path.write_bytes(b"".join(crlf))
+    out = tmp_path / "out"
+    induce_noise(folder, out, kind="inject-repair", level=0.5, seed=4, workers=1)
+    got = (out / path.name).read_bytes().split(b"\r\n")
+    assert len(got) == len(crlf) and not got[-1].endswith(b"\n")
+    noised = set(load_manifest(out)["sample_id"])
+    for i, (before, after) in enumerate(zip(crlf, got), start=1):
+        if f"{path.name}:{i}" in noised:
+            assert after != before.rstrip(b"\r\n") and json.loads(after)["has_bug"] == json.loads(before)["has_bug"]
+        else:
+            assert after == before.rstrip(b"\r\n")
+
+
+def test_a_shard_changed_between_scan_and_write_is_an_error(small_in, tmp_path, monkeypatch):
+    """If a shard changes after it was scanned, the write pass stops instead of mixing versions."""
+    import trainstats.noise.pipeline as pipeline
+
+    folder, lines = small_in
+    path = folder / shard_name("train", 0, 2)
+    real_scan = pipeline.scan_shard
+
+    def scan_then_append(task):
+        result = real_scan(task)
+        if task.path == str(path):
+            with open(path, "ab") as fh:
+                fh.write(lines[0][0])
+        return result
+
+    monkeypatch.setattr(pipeline, "scan_shard", scan_then_append)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=re.escape(str(path)) + r".*did the file change"):
+        induce_noise(folder, out, kind="label", level=0.3, seed=0, workers=1)
+    assert not out.exists()

@@ -96,8 +96,7 @@ def available_kinds() -> list[str]:
 # ----------------------------------------------------------------------------------------- helpers
 def _int_candidates(example: dict) -> list[int]:
     """Integer repair candidates (variable-use positions), without position 0 (the no-bug slot)."""
-    return sorted({c for c in example["repair_candidates"]
-                   if isinstance(c, int) and not isinstance(c, bool) and c != 0})
+    return sorted({c for c in example["repair_candidates"] if type(c) is int and c != 0})   # not bools
 
 
 def _candidate_names(example: dict) -> list[str]:
@@ -142,7 +141,7 @@ def _label_eligible(example: dict) -> bool:
 def _label(example: dict, rng: ExampleRandom) -> dict | None:
     new = dict(example)
     tokens = example["source_tokens"]
-    ints = [c for c in example["repair_candidates"] if isinstance(c, int) and not isinstance(c, bool)]
+    ints = [c for c in example["repair_candidates"] if type(c) is int]   # positions (not bools, not names)
     if example["has_bug"]:
         new.update(has_bug=False, error_location=0, repair_targets=[])
         if len(ints) == len(example["repair_candidates"]):  # positions only: add names like real data

@@ -288,8 +288,9 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
         temps.append(manifest_tmp)
         writer = ManifestWriter(manifest_tmp, metadata={
             "trainstats.noise": json.dumps({"kinds": kinds, "levels": levels, "seed": seed})})
-        tasks = [WriteTask(str(s), str(t), s.name, sp, sel[0], sel[1], kind_objs, tuple(levels), seed)
-                 for s, t, sp, sel in zip(shards, temps, splits, selections)]
+        tasks = [WriteTask(str(s), str(t), s.name, sp, sel[0], sel[1], scan.offsets[sel[0] - 1],
+                           scan.offsets[sel[0]], scan.n_lines, scan.n_bytes, kind_objs, tuple(levels), seed)
+                 for s, t, sp, sel, scan in zip(shards, temps, splits, selections, scans)]
         shard_info = []
         try:
             for s, r, scan, res in zip(shards, rel, scans, run_map(write_shard, tasks)):
