@@ -245,6 +245,14 @@ def _noise_one(parsed: ParsedLine, raw: bytes, where: str, kind: NoiseKind, seed
     return encoded + raw[len(body):], example, new
 
 
+def _read_at(fh, offset: int, size: int, path: str) -> bytes:
+    fh.seek(offset)
+    data = fh.read(size)
+    if len(data) != size:
+        raise RuntimeError(f"{path}: ended early (did the file change?)")
+    return data
+
+
 def write_shard(task: WriteTask) -> WriteResult:
     """Copy ``task.src`` to ``task.dst``, replacing the selected lines by their noised version.
 
@@ -259,7 +267,8 @@ def write_shard(task: WriteTask) -> WriteResult:
     starts, ends = task.starts.tolist(), task.ends.tolist()
     digest = hashlib.sha256()
     buf = memoryview(bytearray(_BLOCK))
-    with open(task.src, "rb", buffering=0) as src, open(task.dst, "wb", buffering=_BUF) as dst:
+    with open(task.src, "rb", buffering=0) as src, open(task.src, "rb", buffering=0) as lines_in, \
+            open(task.dst, "wb", buffering=_BUF) as dst:
         size = os.fstat(src.fileno()).st_size
         if size != task.n_bytes:
             raise RuntimeError(f"{task.src}: {size} bytes now, {task.n_bytes} when it was scanned "
@@ -278,7 +287,7 @@ def write_shard(task: WriteTask) -> WriteResult:
 
         for done in range(0, len(wanted), _WRITE_BATCH):
             picked = range(done, min(done + _WRITE_BATCH, len(wanted)))
-            raws = [os.pread(src.fileno(), ends[i] - starts[i], starts[i]) for i in picked]
+            raws = [_read_at(lines_in, starts[i], ends[i] - starts[i], task.src) for i in picked]
             # the scan ("all") or check_lines ("selected") already validated these lines
             parsed = parse_lines(raws, lambda b: f"{task.src}:{wanted[done + b]}", check_edges=False,
                                  validate=False)
