@@ -130,11 +130,18 @@ def _fields(a: np.ndarray, pos: np.ndarray, length: np.ndarray) -> tuple[np.ndar
 
     A word byte is a digit iff it is below ``':'`` (0x3a): adding 0x46 sets its high bit otherwise.
     """
-    length = np.clip(length, 1, 8).view(np.uint64)
-    field = _words(a, pos) >> ((np.uint64(8) - length) << np.uint64(3))
+    length = length.view(np.uint64)   # lengths outside 1..8 shift by >= 64 bits (numpy gives 0); the
+    field = _words(a, pos) >> ((np.uint64(8) - length) << np.uint64(3))   # caller rejects them anyway
     digits = ((field + np.uint64(0x4646464646464646)) & np.uint64(0x8080808080808080)) == 0
     lead = (field >> ((length - np.uint64(1)) << np.uint64(3))) != 48     # '0' only alone
     return digits & (lead | (length == 1)), field
+
+
+@lru_cache(maxsize=65536)
+def _digit_key(n: int) -> tuple[int, int]:
+    """``(number of decimal digits of n, its digits as a big-endian integer)``, for ``n < 10**8``."""
+    text = str(n).encode()
+    return len(text), int.from_bytes(text, "big")
 
 
 def _edges_ok(segs: Sequence[bytes], n_tokens: Sequence[int], n_edges: Sequence[int]) -> np.ndarray:
@@ -167,15 +174,17 @@ def _edges_ok(segs: Sequence[bytes], n_tokens: Sequence[int], n_edges: Sequence[
     close = sep - 2                                     # the name's closing quote: '"], ' ...
     close[first + m - 1] -= 1                           # ... or '"]], ' for the last edge
     ls, ld, lt = c1 - o - 1, c2 - c1 - 2, c3 - c2 - 2    # field lengths
-    digits = np.fromiter((len(str(v)) for v in n_tokens), dtype=np.int64, count=k)
-    if digits.max() > 8:
+    if max(n_tokens) >= 10**8:
         return np.zeros(k, dtype=bool)                  # 10**8 tokens: the plain path will do
-    width = np.repeat(digits, m)
-    top = np.repeat(np.fromiter((int.from_bytes(str(v).encode(), "big") for v in n_tokens),
-                                dtype=np.uint64, count=k), m)   # n as a big-endian digit string
+    keys = np.array([_digit_key(v) for v in n_tokens], dtype=np.uint64).reshape(k, 2)
+    width = np.repeat(keys[:, 0].view(np.int64), m)     # digits of n
+    top = np.repeat(keys[:, 1], m)                      # n as a big-endian digit string
+    # pinned: each edge's '[', the space after each of its three commas and the quotes around its
+    # name; the ']' after the closing quote and the space after ``sep`` are then the only places
+    # left for the punctuation that _split proved to be there.
     good = ((a[o] == 91) & (ls >= 1) & (ls <= width) & (ld >= 1) & (ld <= width) & (lt >= 1) & (lt <= 8)
             & (a[c1 + 1] == 32) & (a[c2 + 1] == 32) & (a[c3 + 1] == 32) & (a[c3 + 2] == 34)
-            & (close > c3 + 2) & (a[close] == 34) & (a[close + 1] == 93) & (a[sep + 1] == 32))
+            & (close > c3 + 2) & (a[close] == 34))
     for pos, length in ((o + 1, ls), (c1 + 2, ld)):
         ok_int, value = _fields(a, pos, length)
         good &= ok_int & ((length < width) | (value < top))
