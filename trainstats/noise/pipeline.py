@@ -149,13 +149,6 @@ def _progress_bar(total: int):
     return tqdm(total=total, unit="B", unit_scale=True, desc="noise", file=sys.stderr, leave=False)
 
 
-def _import_pyarrow() -> None:
-    try:
-        import pyarrow.parquet  # noqa: F401  (0.1-0.3 s, otherwise paid after the last write)
-    except Exception:  # noqa: BLE001 - the manifest writer imports it again and reports the error
-        pass
-
-
 class _NoBar:
     def update(self, n: int) -> None:
         pass
@@ -231,7 +224,7 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
         skip_invalid: copy invalid lines unchanged (never noised; listed in the summary) instead of
             stopping at the first one.
         validate: ``"all"`` (default) decodes and validates every line, so any bad line stops the run;
-            ``"selected"`` (about 3x faster) fully decodes only the lines drawn for noising; the
+            ``"selected"`` (faster at low levels) fully decodes only the lines drawn for noising; the
             others are only checked to be canonical GREAT lines that start with ``{"has_bug": true``
             or ``false`` and end with ``}`` (anything else is decoded and validated), then copied
             as bytes. For valid input both modes give byte-identical outputs.
@@ -262,8 +255,6 @@ def induce_noise(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
     splits = [(parse_shard_name(s.name) or ("unknown", 0, 1))[0] for s in shards]
     total = sum(s.stat().st_size for s in shards)
     run_map, shutdown = _mapper(workers, len(shards))   # before tqdm starts its monitor thread
-    if run_map is not map:   # workers are running: import the manifest writer's pyarrow meanwhile
-        threading.Thread(target=_import_pyarrow, name="trainstats-import-pyarrow", daemon=True).start()
     bar = _progress_bar(2 * total) if progress else _NoBar()
     token = uuid.uuid4().hex[:8]
     temps: list[Path] = []
