@@ -260,6 +260,10 @@ def test_workers_start_method(monkeypatch):
     finally:
         stop.set()
         other.join()
+    with monkeypatch.context() as m:      # a framework with native thread pools is loaded
+        m.setattr(pipeline.threading, "active_count", lambda: 1)
+        m.setitem(sys.modules, "torch", object())
+        assert pipeline._start_method() == "spawn"
     monkeypatch.setenv("TRAINSTATS_NOISE_START_METHOD", "spawn")
     assert pipeline._start_method() == "spawn"
     monkeypatch.setenv("TRAINSTATS_NOISE_START_METHOD", "teleport")

@@ -124,10 +124,15 @@ def _stale_outputs(out_dir: Path, keep: set[Path]) -> list[Path]:
 START_METHOD_ENV = "TRAINSTATS_NOISE_START_METHOD"
 
 
+#: frameworks whose native thread pools and device contexts a forked worker should not inherit
+_NO_FORK_WITH = ("tensorflow", "torch", "jax")
+
+
 def _start_method() -> str:
     """How worker processes start: ``fork`` where it is the platform's default and safe, else ``spawn``.
 
-    ``fork`` (Linux, Python < 3.12, no other Python thread running) starts a worker in milliseconds;
+    ``fork`` (Linux, Python < 3.12, no other Python thread running, no TensorFlow/PyTorch/JAX
+    imported) starts a worker in milliseconds;
     ``spawn`` re-imports numpy and trainstats in each (about 0.3 s per call on a 2-core box, 15 % of
     a 200 MB run). Python 3.12+ warns about forking a process that runs threads (numpy's BLAS pool
     is one), so ``spawn`` is used there. ``$TRAINSTATS_NOISE_START_METHOD`` overrides the choice.
@@ -138,7 +143,8 @@ def _start_method() -> str:
             raise ValueError(f"${START_METHOD_ENV}={forced!r} is not a start method here; expected one of "
                              f"{multiprocessing.get_all_start_methods()}")
         return forced
-    if sys.platform.startswith("linux") and sys.version_info < (3, 12) and threading.active_count() == 1:
+    if (sys.platform.startswith("linux") and sys.version_info < (3, 12) and threading.active_count() == 1
+            and not any(name in sys.modules for name in _NO_FORK_WITH)):
         return "fork"
     return "spawn"
 
