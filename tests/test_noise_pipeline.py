@@ -251,6 +251,8 @@ def test_workers_start_method(monkeypatch):
     expected = "fork" if sys.platform.startswith("linux") and sys.version_info < (3, 12) else "spawn"
     with monkeypatch.context() as m:      # as if pytest and earlier tests had left no thread behind
         m.setattr(pipeline.threading, "active_count", lambda: 1)
+        for name in pipeline._NO_FORK_WITH:   # and had imported no framework
+            m.delitem(sys.modules, name, raising=False)
         assert pipeline._start_method() == expected
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
