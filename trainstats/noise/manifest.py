@@ -63,6 +63,15 @@ class ManifestWriter:
         self._writer.close()
 
 
+def _offsets(lengths: list[int]):
+    """Arrow offsets (int32, ``len(lengths) + 1`` values from 0) for items of the given lengths."""
+    import numpy as np
+
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
 def _to_arrow(values: list, type_, name: str):
     """A non-null Arrow array of ``type_`` from a Python list, built from buffers.
 
@@ -75,16 +84,13 @@ def _to_arrow(values: list, type_, name: str):
     n = len(values)
     if pa.types.is_string(type_):
         encoded = [v.encode("utf-8") for v in values]
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        offsets = _offsets([len(b) for b in encoded])
         return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
     if pa.types.is_boolean(type_):
         bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
         return pa.Array.from_buffers(type_, n, [None, pa.py_buffer(bits)])
     if pa.types.is_list(type_):
-        lengths = [len(v) for v in values]
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = _offsets([len(v) for v in values])
         flat = [x for v in values for x in v]
         inner = _to_arrow(flat, type_.value_type, name)
         return pa.ListArray.from_arrays(pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)]),

@@ -132,9 +132,8 @@ def _start_method() -> str:
     """How worker processes start: ``fork`` where it is the platform's default and safe, else ``spawn``.
 
     ``fork`` (Linux, Python < 3.12, no other Python thread running, no TensorFlow/PyTorch/JAX
-    imported) starts a worker in milliseconds;
-    ``spawn`` re-imports numpy and trainstats in each (about 0.3 s per call on a 2-core box, 15 % of
-    a 200 MB run). Python 3.12+ warns about forking a process that runs threads (numpy's BLAS pool
+    imported) starts a worker in milliseconds; ``spawn`` re-imports numpy and trainstats in each
+    (about 0.3 s per call on a 2-core box, 15 % of a 200 MB run). Python 3.12+ warns about forking a process that runs threads (numpy's BLAS pool
     is one), so ``spawn`` is used there. ``$TRAINSTATS_NOISE_START_METHOD`` overrides the choice.
     """
     forced = os.environ.get(START_METHOD_ENV, "").strip()
