@@ -15,6 +15,7 @@ from trainstats.analysis.columns import HeadColumns, RunInfo, context_columns, d
 from trainstats.analysis.detection import (
     DIRECTIONS,
     auroc,
+    auroc_ci,
     average_precision,
     average_ranks,
     calibrated_cutoff,
@@ -42,7 +43,7 @@ from trainstats.analysis.study import Analysis, analyze_runs, head_scores
 
 __all__ = [
     "Analysis", "DIRECTIONS", "HeadColumns", "NOISE_GROUPS", "RunAnalysis", "RunInfo", "SCORE_NAMES",
-    "SampleStats", "analyze_run", "analyze_runs", "area_under_margin", "auroc", "average_precision",
+    "SampleStats", "analyze_run", "analyze_runs", "area_under_margin", "auroc", "auroc_ci", "average_precision",
     "average_ranks", "calibrated_cutoff", "confidence", "context_columns", "correctness",
     "cumulative_sample_loss", "discover_heads", "evaluate_detectors", "final_correctness",
     "first_learned_epoch", "forgetting_events", "generalization_gap", "gini", "head_scores",
