@@ -29,6 +29,7 @@ from trainstats.analysis.metrics import NOISE_GROUPS, always_no_bug, generalizat
 from trainstats.analysis.runs import RunAnalysis, analyze_run
 from trainstats.analysis.scores import (
     SCORE_NAMES,
+    SCORE_UNITS,
     area_under_margin,
     confidence,
     correctness,
@@ -44,7 +45,7 @@ from trainstats.analysis.study import Analysis, analyze_runs, head_scores, runs_
 
 __all__ = [
     "Analysis", "DIRECTIONS", "HeadColumns", "Memorization", "NOISE_GROUPS", "RunAnalysis", "RunInfo",
-    "SCORE_NAMES", "SampleStats", "always_no_bug", "analyze_run", "analyze_runs", "area_under_margin", "auroc",
+    "SCORE_NAMES", "SCORE_UNITS", "SampleStats", "always_no_bug", "analyze_run", "analyze_runs", "area_under_margin", "auroc",
     "auroc_ci", "average_precision", "average_ranks", "calibrated_cutoff", "confidence", "context_columns",
     "correctness", "cumulative_sample_loss", "discover_heads", "evaluate_detectors", "final_correctness",
     "first_learned_epoch", "forgetting_events", "generalization_gap", "gini", "head_scores",
