@@ -15,10 +15,12 @@ import pandas as pd
 from trainstats.analysis import Analysis, Memorization
 from trainstats.analysis.paper import HEADLINE, HEADLINE_EPOCH, PAPER_LABEL, headline
 
-__all__ = ["MOST_CLEAN", "run_sentences", "best_detector", "first_screen_html"]
+__all__ = ["INVERSE", "MOST_CLEAN", "run_sentences", "best_detector", "first_screen_html"]
 
 #: a calibrated cut-off that flags more than this fraction of the clean samples is called unusable
 MOST_CLEAN = 0.5
+#: an AUROC below this says a score ranks the noised samples as the *least* suspicious
+INVERSE = 0.3
 
 
 def _pct(x: float | None) -> str:
@@ -78,6 +80,12 @@ def _detector(det: pd.DataFrame, run: str) -> str | None:
         text += (f" Its cut-off ({100 * best['cutoff_recall_target']:.0f} % recall target) finds "
                  f"{_pct(best['cutoff_recall'])} of the noised and flags {_pct(fpr)} of the clean samples")
         text += " <span class='warn'>⚠ most clean samples: unusable as a filter</span>." if fpr > MOST_CLEAN else "."
+    d = det[(det["run"] == run) & (det["noise_kind"] == "all") & det["auroc"].notna()]
+    worst = d.loc[d["auroc"].idxmin()] if len(d) else None
+    if worst is not None and worst["auroc"] < INVERSE:
+        text += (f" {html.escape(str(worst['score']))} on {html.escape(str(worst['head']))} ranks them the other way "
+                 f"round (AUROC {worst['auroc']:.3f}): the noised samples are the <i>easiest</i> here, as a "
+                 "shortcut makes them, not the hardest.")
     return text
 
 
@@ -142,15 +150,18 @@ def first_screen_html(a: Analysis, verdicts: dict[str, Memorization], groups: di
             kinds_of.setdefault(r, []).append(kind)
     parts = ["<section id='glance'><h2>At a glance</h2>"]
     if overview:
+        groups_seen = list(dict.fromkeys(f"{k or 'unknown'} noise: {v.group}" + (
+            ", dotted = the clean training samples they are compared with" if v.reference_kind == "clean" else "")
+            for k, v in ((v.noise_kind, v) for v in verdicts.values())))
+        gain = next(iter(verdicts.values())).min_gain if verdicts else 0.05
         parts.append(f"<figure><img src='{html.escape(overview)}' alt='memorization at a glance'>"
                      "<figcaption>Solid: accuracy of the noised training samples against their noisy labels in the "
-                     "group where only memorization can raise it (label noise: bug-free code given a made-up bug; "
-                     "inject-repair: the marked samples, dotted = the clean training samples they are compared "
-                     "with). Dashed: held-out accuracy of the same head. ▼: the memorization onset (the signal stays "
-                     "at least 5 points above its reference from there on).</figcaption></figure>")
+                     f"group where only memorization can raise it ({html.escape('; '.join(groups_seen))}). Dashed: "
+                     "held-out accuracy of the same head. ▼: the memorization onset (the signal stays at least "
+                     f"{100 * gain:.0f} points above its reference from there on).</figcaption></figure>")
     parts.append("<table class='t glance'><tr><th>run</th><th>Did it memorize the noise? From which epoch?</th>"
                  "<th>Which score finds the noised samples best?</th>"
-                 f"<th>Last epoch here vs the paper ({html.escape(PAPER_LABEL)}, epoch {HEADLINE_EPOCH})</th></tr>")
+                 f"<th>This run at its last epoch vs {html.escape(PAPER_LABEL)} at epoch {HEADLINE_EPOCH}</th></tr>")
     runs = a.runs.assign(_lv=a.runs["noise_level"].fillna(-1)).sort_values(["_lv", "noise_kind", "seed"],
                                                                           na_position="first")
     for run, level, kind in zip(runs["run"], runs["noise_level"], runs["noise_kind"]):

@@ -104,7 +104,7 @@ def _detection_table(det: pd.DataFrame) -> str:
     best["AUROC [95 % CI]"] = [f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else f"{a:.3f}"
                                for a, lo, hi in zip(best["auroc"], best["auroc_ci_low"], best["auroc_ci_high"])]
     best["cut-off: recall / FPR"] = [
-        f"{r:.2f} / {f:.2f}" + (" ⚠ flags most clean samples" if f > first_screen.MOST_CLEAN else "")
+        f"{r:.2f} / {f:.2f}" + (" ⚠" if f > first_screen.MOST_CLEAN else "")
         if pd.notna(f) else "—" for r, f in zip(best["cutoff_recall"], best["cutoff_fpr"])]
     cols = ["run", "head", "score", "AUROC [95 % CI]", "auprc", "base_rate", "precision_at_k", "k",
             "cut-off: recall / FPR", "cutoff_precision"]

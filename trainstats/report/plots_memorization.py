@@ -65,8 +65,10 @@ def memorization_figure(metrics: pd.DataFrame, runs: pd.DataFrame, kind: str | N
             style.epoch_axis(ax)
             style.percent_axis(ax, f"{head} accuracy (labels trained on)" if col == 0 else "")
     style.legend_below(fig, ncol=4)
-    style.suptitle(fig, f"{kind_title(kind).capitalize()}: are the noised samples fitted to their noisy labels? "
-                 "Training accuracy by what the noise did, beside clean samples and held-out accuracy")
+    question = "are the noised samples fitted to their noisy labels?" if kind == "label" else \
+        "are the noised samples fitted better than the clean ones?"
+    style.suptitle(fig, f"{kind_title(kind).capitalize()}: {question} Training accuracy (against the labels trained "
+                        "on) by what the noise did, beside clean samples and held-out accuracy")
     return style.save(fig, out / f"memorization_{style.safe_name(kind or 'unknown')}.png")
 
 
@@ -104,8 +106,11 @@ def overview_figure(metrics: pd.DataFrame, runs: pd.DataFrame, groups: dict[str 
     handles = [Line2D([], [], color=c, lw=2) for *_, c in dict(((g[0], g[2]), g) for g in groups_all).values()]
     labels = [lab for _, _, lab, _ in dict(((g[0], g[2]), g) for g in groups_all).values()]
     h2, l2 = style.style_handles(train="noised samples vs their noisy labels", heldout="held-out accuracy")
-    h2 += [Line2D([], [], color="0.2", ls=":", lw=1.1), Line2D([], [], color="0.5", **_ONSET)]
-    l2 += ["clean training samples (reference)", "memorization onset"]
+    if any(v.reference_kind == "clean" for v in verdicts.values()):
+        h2.append(Line2D([], [], color="0.2", ls=":", lw=1.1))
+        l2.append("clean training samples (reference)")
+    h2.append(Line2D([], [], color="0.5", **_ONSET))
+    l2.append("memorization onset")
     style.legend_below(fig, handles + h2, labels + l2, ncol=4)
     style.suptitle(fig, "Memorization at a glance: accuracy of the noised training samples against their noisy labels, "
                  "and held-out accuracy")

@@ -124,14 +124,17 @@ def data_map(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> Pat
         d = _sample(defined, _MAX_POINTS)
         for flag, group in ((False, "clean"), (True, "noisy")):
             g = d[d["noise"] == flag]
+            count = int((defined["noise"] == flag).sum())
+            if not count:
+                continue
             ax.scatter(g[f"{head}_variability"], g[f"{head}_confidence"], s=3, alpha=0.35, color=COLORS[group],
                        label=f"{group} samples", rasterized=True)
-            ax.text(0.98, 0.02 + 0.07 * flag, f"{group}: {int((defined['noise'] == flag).sum())}", ha="right",
-                    fontsize=7, color=COLORS[group], transform=ax.transAxes)
+            ax.text(0.98, 0.02 + 0.07 * flag, f"{group}: {count}", ha="right", fontsize=7, color=COLORS[group],
+                    transform=ax.transAxes)
         ax.set(title=head, xlabel="variability (std of gold probability)", ylabel="confidence (mean gold probability)",
                ylim=(-0.02, 1.02))
         ax.title.set_fontsize(9)
-    style.legend_below(fig, ncol=2)
+    style.legend_below(fig, ncol=2, markerscale=4)
     style.suptitle(fig, f"{run}: data map (top left easy, bottom left hard to learn, right ambiguous)")
     return style.save(fig, out / f"data_map_{safe_name(run)}.png")
 

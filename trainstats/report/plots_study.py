@@ -107,13 +107,14 @@ def per_epoch_study(metrics: pd.DataFrame, runs: pd.DataFrame, kind: str | None,
                 pax.set(ylim=(-0.02, 1.02), ylabel=_YLABEL[metric])
     handles = [Line2D([], [], color=c, lw=2) for *_, c in groups]
     labels = [lab for _, _, lab, _ in groups]
-    h2, l2 = style.style_handles(train="training rows (noisy labels)" if metric == "accuracy" else "training rows",
+    h2, l2 = style.style_handles(train="training rows (labels trained on)" if metric == "accuracy" else "training rows",
                                  heldout="held-out (dev)" if metric == "accuracy" else None,
                                  baseline="always 'no bug' (held-out)" if metric == "accuracy" else None)
     if with_paper:
-        h2 += [Line2D([], [], marker="o", mfc="none", mec="0.2", ls="none"),
-               Line2D([], [], marker="s", mfc="none", mec="0.2", ls="none")]
-        l2 += [f"paper, epoch {HEADLINE_EPOCH}: training", f"paper, epoch {HEADLINE_EPOCH}: held-out"]
+        for split, marker, words in (("train", "o", "training"), ("dev", "s", "held-out")):
+            if split in dict(splits):
+                h2.append(Line2D([], [], marker=marker, mfc="none", mec="0.2", ls="none"))
+                l2.append(f"paper, epoch {HEADLINE_EPOCH}: {words}")
     style.legend_below(fig, handles + h2, labels + l2, ncol=4)
     side = " (left) beside the paper's GREAT on Py150 (right)" if with_paper else ""
     style.suptitle(fig, f"{style.kind_title(kind).capitalize()}: {_TITLES[metric]} at every noise level{side}")
@@ -186,8 +187,9 @@ def accuracy_vs_noise(metrics: pd.DataFrame, runs: pd.DataFrame, groups: dict[st
     last = m.loc[m.groupby(["run", "split", "head", "noise_group"], observed=True)["epoch"].idxmax()]
     last = last.assign(x=100 * last["run"].map(levels).astype(float))
     heads = list(dict.fromkeys(last["head"]))
+    heads = [h for h in _PAPER_HEADS + ("joint",) if h in heads] + [h for h in heads if h not in _PAPER_HEADS + ("joint",)]
     fig, axes = style.grid(len(groups), len(heads), panel=(2.9, 2.2))
-    series = [("train", "all", TRAIN, "C3", "training rows (noisy labels)"),
+    series = [("train", "all", TRAIN, "C3", "training rows (labels trained on)"),
               ("train", "clean", TRAIN, "C0", "clean training samples"),
               ("dev", "all", HELDOUT, "0.15", "held-out (dev)")]
     for row, (kind, names) in enumerate(groups.items()):

@@ -171,7 +171,8 @@ def _dedupe(handles, labels):
     return list(seen.values()), list(seen)
 
 
-def legend_below(fig, handles=None, labels=None, *, ncol: int | None = None, fontsize: float = 8) -> None:
+def legend_below(fig, handles=None, labels=None, *, ncol: int | None = None, fontsize: float = 8,
+                 markerscale: float = 1.0) -> None:
     """One legend for the whole figure, under the panels (never on the data)."""
     if handles is None:
         handles, labels = [], []
@@ -185,7 +186,7 @@ def legend_below(fig, handles=None, labels=None, *, ncol: int | None = None, fon
         fit = max(1, int(fig.get_size_inches()[0] / (0.6 + longest * fontsize / 130)))  # columns that fit the width
         ncol = min(ncol or 4, fit, len(handles))
         fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=fontsize, frameon=False,
-                   borderaxespad=0.0)
+                   borderaxespad=0.0, markerscale=markerscale)
         if hasattr(fig, "_trainstats"):
             fig._trainstats["legend_rows"] = math.ceil(len(handles) / ncol)
 
