@@ -56,7 +56,8 @@ def main(argv=None) -> int:
         return 0
     res = check_report(index, screenshot=shot, window=(1280, args.height))
     print(f"Chromium: {res.images} images, {len(res.broken)} broken {res.broken or ''}, "
-          f"{len(res.external)} network resources {res.external or ''}, {res.seconds:.1f} s; screenshot {res.screenshot}")
+          f"{len(res.external)} network resources {res.external or ''}, {res.seconds:.1f} s; "
+          f"screenshot {res.screenshot}")
     return 1 if res.broken or res.external else 0
 
 

@@ -55,7 +55,8 @@ def _verdict(v: Memorization) -> str:
     if v.memorized:
         when = "already at the first epoch" if v.onset == v.epochs[0] else f"from epoch {v.onset}"
         return f"<b>Yes, {when}</b>: {what}."
-    return f"<b>No</b> (signal {100 * v.signal[-1]:+.1f} points at the last epoch, threshold {100 * v.min_gain:.0f}): {what}."
+    return (f"<b>No</b> (signal {100 * v.signal[-1]:+.1f} points at the last epoch, threshold "
+            f"{100 * v.min_gain:.0f}): {what}.")
 
 
 def _heldout(m: pd.DataFrame, run: str, head: str) -> str | None:
@@ -84,8 +85,8 @@ def _detector(det: pd.DataFrame, run: str) -> str | None:
     worst = d.loc[d["auroc"].idxmin()] if len(d) else None
     if worst is not None and worst["auroc"] < INVERSE:
         text += (f" {html.escape(str(worst['score']))} on {html.escape(str(worst['head']))} ranks them the other way "
-                 f"round (AUROC {worst['auroc']:.3f}): the noised samples are the <i>easiest</i> here, as a "
-                 "shortcut makes them, not the hardest.")
+                 f"round (AUROC {worst['auroc']:.3f}): here the noised samples are the <i>easiest</i> (a "
+                 "shortcut), not the hardest.")
     return text
 
 
@@ -110,7 +111,9 @@ def _paper(a: Analysis, run: str, kinds: list[str], level: float | None, head_or
     if not bits:
         return None
     text = "; ".join(b for *_, b in sorted(bits)) + "."
-    clean = a.runs[(a.runs["noise_level"] == 0)]["run"].tolist()
+    seed = a.runs.set_index("run").loc[run, "seed"]
+    zero = a.runs[a.runs["noise_level"] == 0]
+    clean = zero.loc[zero["seed"] == seed, "run"].tolist() + zero.loc[zero["seed"] != seed, "run"].tolist()
     head = next((h for h in head_order if headline(kind, "accuracy", h, "heldout", 0.0) is not None), None)
     if level > 0 and clean and head is not None:
         p0, p1 = headline(kind, "accuracy", head, "heldout", 0.0), headline(kind, "accuracy", head, "heldout", level)

@@ -173,7 +173,8 @@ def write_report(analysis: Analysis, out: str | Path, *, title: str = "trainstat
                                 kind, names, out, why="needs accuracy on both train and dev rows"),
                             f"Generalization gap on clean samples, {kind_title(kind)}"))
     body.append(_figure(fig("Accuracy against the noise level", ps.accuracy_vs_noise, a.metrics, a.runs, groups, out,
-                            why="needs two or more noise levels"), "Accuracy at the last epoch against the noise level"))
+                            why="needs two or more noise levels"),
+                        "Accuracy at the last epoch against the noise level"))
     body.append("<h2 id='detection'>Detection of the noised samples</h2>")
     body.append(_detection_table(a.detection))
     body.append(_figure(fig("AUROC of every score", ps.auroc_heatmap, a.detection, out,

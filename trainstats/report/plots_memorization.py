@@ -48,7 +48,8 @@ def memorization_figure(metrics: pd.DataFrame, runs: pd.DataFrame, kind: str | N
             subsets = [s for s in ("buggy", "bug_free")
                        if len(select(a, metric="accuracy", split="train", head=head, group="noisy", subset=s))]
             for subset in subsets or ["all"]:
-                d = over_seeds(select(a, metric="accuracy", split="train", head=head, group="noisy", subset=subset), [run])
+                rows = select(a, metric="accuracy", split="train", head=head, group="noisy", subset=subset)
+                d = over_seeds(rows, [run])
                 draw(ax, d, _SUBSET_COLORS[subset], TRAIN, f"noised: {noised_subset_label(kind, subset)}")
             draw(ax, over_seeds(select(a, metric="accuracy", split="train", head=head, group="clean"), [run]), "C0",
                   TRAIN, "clean training samples")
@@ -113,5 +114,5 @@ def overview_figure(metrics: pd.DataFrame, runs: pd.DataFrame, groups: dict[str 
     l2.append("memorization onset")
     style.legend_below(fig, handles + h2, labels + l2, ncol=4)
     style.suptitle(fig, "Memorization at a glance: accuracy of the noised training samples against their noisy labels, "
-                 "and held-out accuracy")
+                        "and held-out accuracy")
     return style.save(fig, out / "overview.png")

@@ -145,8 +145,8 @@ def sorted_confidence(curves: pd.DataFrame, runs: pd.DataFrame, kind: str | None
         style.percent_axis(ax, "mean P(gold answer) over epochs")
         ax.grid(alpha=0.3)
     style.legend_below(fig, ncol=6)
-    style.suptitle(fig, f"{style.kind_title(kind).capitalize()}: held-out samples sorted by the model's mean probability of "
-                 "the right answer")
+    style.suptitle(fig, f"{style.kind_title(kind).capitalize()}: held-out samples sorted by the model's mean "
+                        "probability of the right answer")
     return style.save(fig, out / f"sorted_confidence_{style.safe_name(kind or 'unknown')}.png")
 
 
@@ -171,7 +171,7 @@ def generalization_gap(metrics: pd.DataFrame, runs: pd.DataFrame, kind: str | No
         style.epoch_axis(ax)
     style.legend_below(fig, ncol=6)
     style.suptitle(fig, f"{style.kind_title(kind).capitalize()}: generalization gap on clean samples "
-                 "(train accuracy on clean training samples minus held-out accuracy)")
+                        "(train accuracy on clean training samples minus held-out accuracy)")
     return style.save(fig, out / f"generalization_gap_{style.safe_name(kind or 'unknown')}.png")
 
 
@@ -187,7 +187,8 @@ def accuracy_vs_noise(metrics: pd.DataFrame, runs: pd.DataFrame, groups: dict[st
     last = m.loc[m.groupby(["run", "split", "head", "noise_group"], observed=True)["epoch"].idxmax()]
     last = last.assign(x=100 * last["run"].map(levels).astype(float))
     heads = list(dict.fromkeys(last["head"]))
-    heads = [h for h in _PAPER_HEADS + ("joint",) if h in heads] + [h for h in heads if h not in _PAPER_HEADS + ("joint",)]
+    known = _PAPER_HEADS + ("joint",)
+    heads = [h for h in known if h in heads] + [h for h in heads if h not in known]
     fig, axes = style.grid(len(groups), len(heads), panel=(2.9, 2.2))
     series = [("train", "all", TRAIN, "C3", "training rows (labels trained on)"),
               ("train", "clean", TRAIN, "C0", "clean training samples"),
