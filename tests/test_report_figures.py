@@ -98,6 +98,18 @@ def test_paper_panel_shows_the_published_curve_and_its_epoch_50_marks(report):
     assert "rep" in fig.axes[2].get_title()  # rows: loc, rep (the study's heads)
 
 
+def test_overview_marks_the_onset_beside_held_out_and_the_baseline(report):
+    _, _, _, figures = report
+    fig = figures["overview.png"]
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["label noise", "inject-repair noise"]
+    for ax in fig.axes:
+        onsets = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+        assert [float(ln.get_xdata()[0]) for ln in onsets] == [3.0]  # the planted onset of the one noised run
+        baseline = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":" and list(ln.get_ydata()) == [0.5, 0.5]]
+        # always "no bug" on the planted dev split (half bug-free): for loc (label), not for rep (inject-repair)
+        assert bool(baseline) == ax.get_title().startswith("label noise: loc")
+
+
 def test_first_screen_answers_per_run(report):
     analysis, _, html, _ = report
     glance = html[html.index("At a glance"):html.index("Memorization: the noised")]

@@ -100,13 +100,19 @@ def overview_figure(metrics: pd.DataFrame, runs: pd.DataFrame, groups: dict[str 
                         ax.plot([r.onset], [r.accuracy[r.epochs.index(r.onset)]], color=color, **_ONSET)
             dev = select(metrics, metric="accuracy", split="dev", head=head)
             draw(ax, over_seeds(dev, rs), color, HELDOUT, label)
+        base = dev_baseline(metrics, head, names)
+        if base is not None:
+            ax.axhline(base, **BASELINE)
         ax.set_title(f"{kind_title(kind)}: {head} head, {vs[0].group}", fontsize=9)
         style.epoch_axis(ax)
         style.percent_axis(ax, f"{head} accuracy")
     groups_all = level_groups(runs, [r for _, names in panels for r in names])
     handles = [Line2D([], [], color=c, lw=2) for *_, c in dict(((g[0], g[2]), g) for g in groups_all).values()]
     labels = [lab for _, _, lab, _ in dict(((g[0], g[2]), g) for g in groups_all).values()]
-    h2, l2 = style.style_handles(train="noised samples vs their noisy labels", heldout="held-out accuracy")
+    h2, l2 = style.style_handles(train="noised samples vs their noisy labels", heldout="held-out accuracy",
+                                 baseline="always 'no bug' (held-out)" if any(
+                                     dev_baseline(metrics, v.head, [v.run]) is not None for v in verdicts.values())
+                                 else None)
     if any(v.reference_kind == "clean" for v in verdicts.values()):
         h2.append(Line2D([], [], color="0.2", ls=":", lw=1.1))
         l2.append("clean training samples (reference)")
