@@ -180,3 +180,12 @@ def test_analyze_paper_flag(tmp_path, capsys):
     html = (tmp_path / "o" / "index.html").read_text()
     assert "per-epoch curves from the CSV given with --paper" in html
     assert len(pd.read_csv(tmp_path / "o" / "runs.csv")) == 2
+
+
+def test_demo_checks_its_paper_csv_before_any_work(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,noise_kind,metric,head,split,epoch,noise_percent,value\ngreat,label,accuracy,loc,train,x,0,1\n")
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--quiet", "--out", str(out), "--paper", str(bad)]) == 2
+    assert "bad.csv:2: epoch and noise_percent must be integers" in capsys.readouterr().err
+    assert not out.exists()
