@@ -42,13 +42,14 @@ def test_great_model_beats_trivial_baselines(great_dev_dir):
     keras.utils.set_random_seed(0)
     model = build_varmisuse_model("great", vocab_size=len(vocab), hidden=64, num_layers=2, num_heads=4, dropout=0.0)
     compile_varmisuse_model(model, learning_rate=3e-3)
-    model.fit(make_dataset(train, shuffle=True, max_tokens=MAX_TOKENS, token_budget=2048), epochs=8, verbose=0)
+    model.fit(make_dataset(train, shuffle=True, max_tokens=MAX_TOKENS, token_budget=2048), epochs=15, verbose=0)
     tr = evaluate_varmisuse(model, make_dataset(train, max_tokens=MAX_TOKENS))
     dv = evaluate_varmisuse(model, make_dataset(dev, max_tokens=MAX_TOKENS))
 
     # baseline 1, always "no bug": joint accuracy = fraction of bug-free examples, 0 on buggy ones
     always_no_bug = 1.0 - float(train.has_bug.mean())
-    # measured (seed 0, 2026-11): train joint 0.75-0.8 after 8 epochs, vs 0.485 for "no bug"
+    # measured (seed 0, 2026-12): train joint 0.73 after 15 epochs, vs 0.485 for "no bug" (plain Adam on the
+    # sparse embedding gradient: 8 epochs are not enough to fit these 400 examples)
     assert tr["joint_acc"] > always_no_bug + 0.05, (tr, always_no_bug)
     assert tr["bug_loc_acc"] > 0.2, tr
     # baseline 2, a random candidate: the model's repair on held-out buggy code is better

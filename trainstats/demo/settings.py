@@ -21,6 +21,7 @@ class DemoSettings:
         epochs: passes over the training split.
         learning_rate: Adam learning rate.
         token_budget, max_batch: tokens per batch (bucketed padding) and the batch-size cap.
+        bucket_width: length-bucket width in tokens (None: powers of two), see ``batch_by_length``.
     """
 
     max_functions: int = 3000
@@ -34,8 +35,9 @@ class DemoSettings:
     vocab_size: int = 4000
     epochs: int = 10
     learning_rate: float = 3e-3
-    token_budget: int = 2048
-    max_batch: int = 64
+    token_budget: int = 16384
+    max_batch: int = 512
+    bucket_width: int | None = 8
 
     def replace(self, **changes) -> "DemoSettings":
         return replace(self, **changes)

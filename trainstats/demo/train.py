@@ -68,7 +68,8 @@ def train_run(
                                   num_layers=s.num_layers, num_heads=s.num_heads, dropout=s.dropout)
     compile_varmisuse_model(model, learning_rate=s.learning_rate)
 
-    batching = dict(max_tokens=s.max_tokens, token_budget=s.token_budget, max_batch=s.max_batch)
+    batching = dict(max_tokens=s.max_tokens, token_budget=s.token_budget, max_batch=s.max_batch,
+                    bucket_width=s.bucket_width)
     # the two trainstats lines: ids travel with the data, and one callback records the rows
     train_ds = with_ids(element_dataset(train), train.sample_ids).shuffle(len(train), seed=seed)
     dev_ds = with_ids(element_dataset(dev), dev.sample_ids)
