@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run in about 2 minutes (tiny data and model; too small to show memorization)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--monitor", action="store_true",
+                        help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
+                             "summaries and onset detection in OUT/runs/<run>/monitor (see docs/monitor.md)")
+    parser.add_argument("--on-onset", choices=["log", "stop", "restore"], default="log",
+                        help="with --monitor, at the memorization onset: record it (default), stop training, or "
+                             "stop and restore the onset epoch's weights")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_demo(out, data=args.data, source=args.source, levels=args.levels, kind=args.kind,
-                          seeds=args.seeds, settings=settings, progress=not args.quiet)
+                          seeds=args.seeds, settings=settings, progress=not args.quiet,
+                          monitor={"on_onset": args.on_onset} if args.monitor else None)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
         return 2
@@ -99,4 +106,7 @@ def run(args: argparse.Namespace) -> int:
     print("'noisy->buggy' = correct code given a made-up bug, which only memorization can fit.")
     print("dev: clean held-out code, all / buggy examples, and repair on buggy ones. See docs/demo.md.")
     print(format_summary(result.summary))
+    if args.monitor:
+        print(f"\nlive monitor: tensorboard --logdir {result.out_dir / 'runs'}  (signals and onsets: "
+              "runs/<run>/monitor/signals.parquet, onset.json)")
     return 0

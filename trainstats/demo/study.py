@@ -66,6 +66,7 @@ def run_demo(
     seeds: Sequence[int] = (0,),
     settings: DemoSettings = DEFAULT,
     progress: bool = True,
+    monitor: dict[str, Any] | None = None,
 ) -> DemoResult:
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
@@ -77,6 +78,8 @@ def run_demo(
 
     The noise inducer noises only the ``train`` split, with ``seed`` as its seed; level 0 trains on the
     clean data. Each run's ``run.json`` config holds ``noise_level`` (fraction), ``noise_kind``, ``seed``.
+    ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
+    onset files in ``runs/<run name>/monitor``); None: no monitor.
     """
     out = Path(out_dir)
     data_path = Path(data) if data is not None else None
@@ -129,7 +132,7 @@ def run_demo(
             train_run(train_dir, data_path, run_dir, settings=settings, seed=seed, noise_manifest=manifest,
                       config={"noise_level": level, "noise_kind": kind, "data": str(data_path),
                               "train_data": str(train_dir)},
-                      progress=progress, desc=name)
+                      progress=progress, desc=name, monitor=monitor)
             timings[f"train:{name}"] = time.perf_counter() - t
             run_dirs.append(run_dir)
 

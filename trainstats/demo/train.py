@@ -42,12 +42,14 @@ def train_run(
     noise_manifest: str | os.PathLike | None = None,
     progress: bool = True,
     desc: str = "train",
+    monitor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``train_dir``'s ``train`` shards, validating on ``dev_dir``'s ``dev`` shards.
 
     Per-sample rows of every training step and of the dev split at each epoch end go to ``run_dir``
     (``trainstats.store`` format) through :func:`trainstats.models.varmisuse_callback`; ``config``
-    is stored in ``run.json`` (plus the settings). Returns ``{"history", "seconds", "n_train", "n_dev",
+    is stored in ``run.json`` (plus the settings). ``monitor``: keyword arguments of
+    :class:`trainstats.keras.MemorizationMonitor` to watch the training live (None: no monitor). Returns ``{"history", "seconds", "n_train", "n_dev",
     "skipped_too_long"}``.
     """
     import keras
@@ -78,8 +80,12 @@ def train_run(
                   "n_train": len(train), "n_dev": len(dev)}
     capture = varmisuse_callback(run_dir, noise_manifest=None if noise_manifest is None else str(noise_manifest),
                                  config=run_config, resume=False)
-    history = model.fit(train_ds, validation_data=dev_ds, epochs=s.epochs, verbose=0,
-                        callbacks=[capture, _epoch_bar(s.epochs, desc, progress)])
+    callbacks = [capture, _epoch_bar(s.epochs, desc, progress)]
+    if monitor is not None:
+        from trainstats.keras import MemorizationMonitor
+
+        callbacks.insert(1, MemorizationMonitor(capture, **monitor))
+    history = model.fit(train_ds, validation_data=dev_ds, epochs=s.epochs, verbose=0, callbacks=callbacks)
     vocab.to_json(Path(run_dir) / "vocab.json")
     return {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             "seconds": time.perf_counter() - t0, "n_train": len(train), "n_dev": len(dev),
