@@ -255,3 +255,12 @@ def test_core_detects_writes_and_resumes(tmp_path):
 def test_core_refuses_an_unknown_head():
     with pytest.raises(ValueError, match="Received: head='rep'.*recorded heads \\['output'\\]"):
         MonitorCore(COLS, out_dir=None, head="rep", rule="auto", patience=2, min_delta=0.0)
+
+
+def test_float_rounding_below_zero_loss_is_tolerated():
+    live = LiveSignals(COLS)
+    keys = np.arange(50, dtype=np.int64)
+    loss = np.r_[np.full(25, -1.2e-7), np.full(25, 2.0)].astype(np.float32)   # float32 cross-entropy of a fit sample
+    live.add("train", sample_key=keys, step=0, values={"loss": loss, "correct": loss < 1})
+    t = live.end_epoch(0).table.set_index("metric")["value"]
+    assert t["noisy_fraction_est"] == pytest.approx(0.5, abs=0.01)

@@ -53,6 +53,12 @@ def test_great_monitor_signals_per_step(tmp_path):
     monitor.close()
     t = monitor.core.table
     assert monitor.core.head == "joint" and monitor.core.acting_rule == "flags"
+    assert monitor.core.loss_head == "loc"             # joint records no loss: the loss rule reads loc's
+    loss_onset = monitor.core.onsets["loss"]
+    assert loss_onset is None or (loss_onset.signal_head == "loc" and loss_onset.head == "joint")
+    logs = monitor.core.log_values(3)  # (by epoch 6 every sample is fitted: one loss value, no mixture)
+    assert {"monitor_heldout_accuracy", "monitor_noisy_mode_loss", "monitor_auroc_csl"} - set(logs) == {
+        "monitor_heldout_accuracy"}                    # no held-out rows fed here; loss signals from loc
     assert set(t["head"]) == {"loc", "rep", "joint"}
     noisy_buggy = t.query("split == 'train' and head == 'joint' and noise_group == 'noisy' and subset == 'buggy' "
                           "and metric == 'accuracy'")

@@ -38,6 +38,8 @@ __all__ = ["EpochSignals", "LiveSignals", "SIGNAL_COLUMNS"]
 #: columns of the signals table (the long format of analysis' ``metrics.csv``)
 SIGNAL_COLUMNS: tuple[str, ...] = ("split", "epoch", "head", "subset", "noise_group", "metric", "value", "n")
 _STATS = ("loss", "gold_prob", "correct", "margin")
+#: per-sample losses the loss mixture is fitted on per epoch and head (every k-th in sample-key order)
+MIXTURE_FIT_SAMPLES = 20_000
 
 
 @dataclass
@@ -191,9 +193,10 @@ class LiveSignals:
                         rows.append(_row("train", epoch, head, group, "newly_fitted", float(np.mean(f == epoch)),
                                          len(f)))
             if "loss" in vals:
-                per_sample = _per_sample_mean(vals["loss"], first)
+                # a cross-entropy computed in float32 can come out a few ulp below 0 for a fitted sample
+                per_sample = np.maximum(_per_sample_mean(vals["loss"], first), 0.0)
                 ok = ~np.isnan(per_sample)
-                fit = loss_mixture(per_sample[ok])
+                fit = loss_mixture(per_sample[ok], max_fit=MIXTURE_FIT_SAMPLES)
                 if fit is not None:
                     rows.append(_row("train", epoch, head, "all", "noisy_fraction_est", fit.noisy_fraction, fit.n))
                     rows.append(_row("train", epoch, head, "all", "noisy_mode_loss", fit.noisy_mode_loss, fit.n))

@@ -79,7 +79,9 @@ class MonitorCore:
     Args:
         value_columns: the run's value column declarations.
         out_dir: folder for ``signals.parquet`` / ``onset.json`` (None: no files).
-        head: head whose signals the onset rules watch (None: ``joint`` if recorded, else the first).
+        head: head whose signals the onset rules watch (None: ``joint`` if recorded, else the first);
+            the ``loss`` rule reads the loss signal of :attr:`loss_head` (``head`` if it records a loss,
+            else the first head that does: ``loc`` for VarMisuse, whose ``joint`` head has no loss).
         rule: ``"auto"`` (``flags`` once noisy samples were seen, else ``loss``), ``"flags"`` or ``"loss"``.
         patience, min_delta: see :mod:`trainstats.analysis.onset`.
         settings: extra JSON written to ``onset.json`` (e.g. ``on_onset``).
@@ -96,6 +98,9 @@ class MonitorCore:
             raise ValueError(f"Invalid value for argument `head`. Received: head={head!r}. Expected one of the "
                              f"recorded heads {list(self.live.heads)}.")
         self.head, self.rule, self.patience, self.min_delta = head, rule, patience, min_delta
+        #: head whose loss signals the ``loss`` rule reads: ``head`` if it records a loss, else the first that does
+        self.loss_head = head if self.live.heads[head].get("loss") else next(
+            (h for h, cols in self.live.heads.items() if cols.get("loss")), head)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.settings = dict(settings or {})
         self.rows: list[dict] = []
@@ -160,9 +165,12 @@ class MonitorCore:
         for name, rule in ONSET_RULES.items():
             if self.onsets[name] is not None or (rule.needs_flags and not self.flags_seen):
                 continue
-            m = {e: rule.sign * v for e, v in self.series("train", rule.metric, noise_group=rule.noise_group).items()}
+            signal_head = self.head if rule.needs_flags else self.loss_head
+            m = {e: rule.sign * v for e, v in self.series("train", rule.metric, head=signal_head,
+                                                          noise_group=rule.noise_group).items()}
             found = onset_from_series(m, heldout, rule=name, head=self.head, patience=self.patience,
-                                      min_delta=self.min_delta, heldout_split=heldout_split)
+                                      min_delta=self.min_delta, heldout_split=heldout_split,
+                                      signal_head=signal_head)
             if found is not None:
                 self.onsets[name] = new[name] = found
         scalars = [(scalar_tag(r), r["value"]) for r in sig.rows]
@@ -171,13 +179,17 @@ class MonitorCore:
         return MonitorEpoch(sig, scalars, hists, new.get(self.acting_rule), new)
 
     def log_values(self, epoch: int) -> dict[str, float]:
-        """``logs`` entries of :data:`LOG_KEYS` for the monitored head at ``epoch`` (present ones),
+        """``logs`` entries of :data:`LOG_KEYS` for the monitored head at ``epoch`` (present ones; a signal
+        the head lacks, e.g. a loss signal of ``joint``, from :attr:`loss_head`),
         plus ``monitor_onset``: 1.0 once the acting rule found the onset, else 0.0."""
         out: dict[str, float] = {}
         heldout = next((s for s in ("dev", "eval") if (s, self.head, "all", "all", "accuracy") in self._series), None)
         for key, (split, metric, group) in LOG_KEYS.items():
             split = heldout if split == "heldout" else split
-            value = None if split is None else self._series.get((split, self.head, "all", group, metric), {}).get(epoch)
+            value = None
+            for head in dict.fromkeys((self.head, self.loss_head)):  # loss signals of a head without a loss
+                if value is None and split is not None:
+                    value = self._series.get((split, head, "all", group, metric), {}).get(epoch)
             if value is not None:
                 out[key] = value
         out["monitor_onset"] = float(self.onsets.get(self.acting_rule) is not None)
@@ -190,7 +202,7 @@ class MonitorCore:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(self.rows, schema=_SCHEMA) if self.rows else _SCHEMA.empty_table()
         _atomic(self.out_dir / SIGNALS_FILE, lambda p: pq.write_table(table, p))
-        doc = {"head": self.head, "rule": self.rule, "acting_rule": self.acting_rule, "patience": self.patience,
+        doc = {"head": self.head, "loss_head": self.loss_head, "rule": self.rule, "acting_rule": self.acting_rule, "patience": self.patience,
                "min_delta": self.min_delta, **self.settings,
                "onsets": {k: (None if v is None else v.to_json()) for k, v in self.onsets.items()},
                **self.action, "epochs_monitored": self.epochs, "monitor_seconds": round(self.seconds, 4)}

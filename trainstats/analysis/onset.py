@@ -63,7 +63,8 @@ ONSET_RULES: dict[str, OnsetRule] = {
 @dataclass(frozen=True)
 class Onset:
     """A detected onset: ``epoch`` (last epoch before the memorization signal rises), the epoch it was
-    detected at (``epoch + patience`` recorded epochs), the rule, head and held-out split used."""
+    detected at (``epoch + patience`` recorded epochs), the rule, the head whose held-out accuracy was
+    used, the settings, the held-out split, and the head the memorization signal came from."""
 
     epoch: int
     detected_at: int
@@ -72,6 +73,7 @@ class Onset:
     patience: int
     min_delta: float
     heldout_split: str | None
+    signal_head: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -145,22 +147,25 @@ def _rule(rule: str) -> OnsetRule:
 
 
 def find_onset(table: pd.DataFrame, *, rule: str, head: str, patience: int = 2, min_delta: float = 0.0,
-               heldout_split: str | None = None) -> Onset | None:
+               heldout_split: str | None = None, signal_head: str | None = None) -> Onset | None:
     """Apply onset rule ``rule`` to ``head``'s signals in ``table`` (long metrics format).
 
-    Epochs are those with a memorization value; held-out values are aligned to them (an epoch
-    without one is NaN). Returns None when no onset is found yet.
+    ``signal_head``: head whose memorization signal is read (default ``head``; e.g. ``loc`` for the
+    ``loss`` rule when ``head`` is VarMisuse's ``joint``, which records no loss). Epochs are those with a
+    memorization value; held-out values are aligned to them (an epoch without one is NaN). Returns
+    None when no onset is found yet.
     """
-    m = memorization_series(table, rule, head)
+    m = memorization_series(table, rule, signal_head or head)
     h, split = heldout_series(table, head, heldout_split)
     return onset_from_series(dict(zip(m.index.tolist(), m.tolist())),
                              None if h is None else dict(zip(h.index.tolist(), h.tolist())),
-                             rule=rule, head=head, patience=patience, min_delta=min_delta, heldout_split=split)
+                             rule=rule, head=head, patience=patience, min_delta=min_delta, heldout_split=split,
+                             signal_head=signal_head or head)
 
 
 def onset_from_series(memorization: Mapping[int, float], heldout: Mapping[int, float] | None, *, rule: str,
-                      head: str, patience: int = 2, min_delta: float = 0.0,
-                      heldout_split: str | None = None) -> Onset | None:
+                      head: str, patience: int = 2, min_delta: float = 0.0, heldout_split: str | None = None,
+                      signal_head: str | None = None) -> Onset | None:
     """:func:`find_onset` on ``{epoch: value}`` series (``memorization`` already signed, rising =
     memorizing; the live monitor keeps its signals this way)."""
     check_onset_args(patience, min_delta)
@@ -173,4 +178,4 @@ def onset_from_series(memorization: Mapping[int, float], heldout: Mapping[int, f
     if e is None:
         return None
     return Onset(int(epochs[e]), int(epochs[e + patience]), rule, head, int(patience), float(min_delta),
-                 heldout_split if h is not None else None)
+                 heldout_split if h is not None else None, signal_head or head)

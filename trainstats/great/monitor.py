@@ -43,7 +43,7 @@ class GreatMonitor:
 
     def __init__(self, run_dir: str | os.PathLike, *, noise_manifest: str | os.PathLike | None = None,
                  log_dir: str | os.PathLike | None = None, head: str | None = None, rule: str = "auto",
-                 patience: int = 2, min_delta: float = 0.0, on_onset: str = "log", histograms: bool = True) -> None:
+                 patience: int = 2, min_delta: float = 0.01, on_onset: str = "log", histograms: bool = True) -> None:
         if rule != "auto" and rule not in ONSET_RULES:
             raise ValueError(f"Invalid onset rule {rule!r}; expected 'auto' or one of {sorted(ONSET_RULES)}")
         if on_onset not in ON_ONSET:

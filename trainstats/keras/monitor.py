@@ -51,7 +51,8 @@ class MemorizationMonitor(keras.callbacks.Callback):
         head: head the rules watch (default ``joint`` if recorded, else the first head).
         rule: ``"auto"`` (``flags`` once noised samples are seen, else ``loss``), ``"flags"``, ``"loss"``.
         patience: epochs the memorization signal must keep rising (>= 1).
-        min_delta: smallest change counted as a rise, and the held-out slack (accuracy units).
+        min_delta: smallest rise of the memorization signal that counts (accuracy for ``flags``, nats
+            for ``loss``), and the held-out slack (accuracy); default 0.01.
         on_onset: ``"log"``, ``"stop"`` or ``"restore"``.
         histograms: write the per-sample loss histograms.
         add_to_logs: put the monitored head's signals into ``logs`` for later callbacks (and History).
@@ -67,7 +68,7 @@ class MemorizationMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, stats: PerSampleStats, *, log_dir: str | os.PathLike | None = None, head: str | None = None,
-                 rule: str = "auto", patience: int = 2, min_delta: float = 0.0, on_onset: str = "log",
+                 rule: str = "auto", patience: int = 2, min_delta: float = 0.01, on_onset: str = "log",
                  histograms: bool = True, add_to_logs: bool = False, on_error: str = "warn") -> None:
         super().__init__()
         if not isinstance(stats, PerSampleStats):
