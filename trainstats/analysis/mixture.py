@@ -103,9 +103,10 @@ def _responsibilities(family: str, x: np.ndarray, w, params) -> np.ndarray:
 
 
 def _m_step(family: str, x: np.ndarray, r: np.ndarray) -> tuple[float, float]:
-    total = max(float(r.sum()), 1e-12)
-    m = float(np.dot(r, x) / total)
-    v = float(np.dot(r, (x - m) ** 2) / total)
+    total = max(float(r.sum()), 1e-12)  # einsum, not np.dot: BLAS threads busy-wait on a loaded machine
+    m = float(np.einsum("i,i->", r, x) / total)
+    d = x - m
+    v = float(np.einsum("i,i,i->", r, d, d) / total)
     if family == "gaussian":
         return m, v + _REG_COVAR
     m = min(max(m, _EPS), 1.0 - _EPS)
@@ -174,7 +175,7 @@ def loss_mixture(losses, *, family: str = "gaussian", max_iter: int = 10,
     fit = LossMixture(family, lo, hi, (float(w[0]), float(w[1])), (tuple(map(float, params[0])),
                       tuple(map(float, params[1]))), float("nan"), float("nan"), int(v.size))
     post = fit.noisy_posterior(v)
-    mode_loss = float(np.dot(post, v) / post.sum()) if post.sum() > 0 else float("nan")
+    mode_loss = float(np.einsum("i,i->", post, v) / post.sum()) if post.sum() > 0 else float("nan")
     return LossMixture(fit.family, lo, hi, fit.weights, fit.params, float(post.mean()), mode_loss, int(v.size))
 
 
