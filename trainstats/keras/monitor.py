@@ -135,18 +135,19 @@ class MemorizationMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._failed:
             return
+        # this epoch's last steps and its validation rows: PerSampleStats' own work (it would do it in its
+        # on_epoch_end); the time our row listener spends inside is counted by the listener
+        self.stats.drain()
+        if self.core is None or self._failed:
+            return
         t0 = time.perf_counter()
         try:
-            self.stats.drain()  # this epoch's last steps and its validation rows
-            if self.core is None:
-                return
             self._end_epoch(int(epoch), logs)
         except Exception as exc:  # noqa: BLE001 - the monitor must not stop the training it observes
             self._fail(exc)
         finally:
             self._seconds += time.perf_counter() - t0
-            if self.core is not None:
-                self.core.seconds = self._seconds
+            self.core.seconds = self._seconds
 
     def on_train_end(self, logs=None):
         if self.core is not None and not self._failed:
