@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="functions taken from the source tree (two examples each; default: preset's)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run in about 2 minutes (tiny data and model; too small to show memorization)")
+    parser.add_argument("--paper", type=Path, default=None, metavar="CSV",
+                        help="the study's per-epoch results CSV (e.g. shared/paper/varmisuse_results.csv), drawn in "
+                             "the report beside the demo's curves (see `trainstats analyze --paper`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--monitor", action="store_true",
                         help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_demo(out, data=args.data, source=args.source, levels=args.levels, kind=args.kind,
-                          seeds=args.seeds, settings=settings, progress=not args.quiet,
+                          seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper,
                           monitor={"on_onset": args.on_onset} if args.monitor else None)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
