@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the study's per-epoch results CSV (e.g. shared/paper/varmisuse_results.csv), drawn in "
                              "the report beside the demo's curves (see `trainstats analyze --paper`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--monitor", action="store_true",
+                        help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
+                             "summaries and onset detection in OUT/runs/<run>/monitor (see docs/monitor.md)")
+    parser.add_argument("--on-onset", choices=["log", "stop", "restore"], default="log",
+                        help="with --monitor, at the memorization onset: record it (default), stop training, or "
+                             "stop and restore the onset epoch's weights")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_demo(out, data=args.data, source=args.source, levels=levels, kinds=args.kind,
-                          seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper)
+                          seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper,
+                          monitor={"on_onset": args.on_onset} if args.monitor else None)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
         return 2
@@ -123,4 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print("Training accuracy is scored against the labels as trained on (noisy); held-out = clean dev code.")
     print("'memorized': the noised group only memorization can fit, against its noisy labels. See docs/demo.md.")
     print(format_summary(result.summary))
+    if args.monitor:
+        print(f"\nlive monitor: tensorboard --logdir {result.out_dir / 'runs'}  (signals and onsets: "
+              "runs/<run>/monitor/signals.parquet, onset.json)")
     return 0

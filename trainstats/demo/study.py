@@ -100,6 +100,7 @@ def run_demo(
     progress: bool = True,
     paper: str | os.PathLike | None = None,
     callbacks: Callable[[PlannedRun, Path], list] | None = None,
+    monitor: dict[str, Any] | None = None,
 ) -> DemoResult:
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
@@ -117,6 +118,8 @@ def run_demo(
     ``noise_level`` (fraction), ``noise_kind`` (None for the clean run) and ``seed``. ``paper``: the
     study's per-epoch CSV, drawn in the report beside the demo's curves (checked before any
     training). ``callbacks(run, run_dir)``: extra Keras callbacks for a run's ``fit``.
+    ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
+    onset files in ``runs/<run name>/monitor``); None: no monitor.
     """
     import shutil
 
@@ -183,7 +186,7 @@ def run_demo(
                            config={"noise_level": run.level, "noise_kind": run.kind, "data": str(data_path),
                                    "train_data": str(train_dir)},
                            backup_dir=backup, callbacks=callbacks(run, run_dir) if callbacks else None,
-                           progress=progress, desc=run.name)
+                           progress=progress, desc=run.name, monitor=monitor)
         timings[f"train:{run.name}"] = time.perf_counter() - t
         state.set_run(run.name, fingerprint=key, done=True, seconds=round(result["seconds"], 1),
                       samples_per_s=result["samples_per_s"], n_train=result["n_train"], n_dev=result["n_dev"])

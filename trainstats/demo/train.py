@@ -77,15 +77,18 @@ def train_run(
     callbacks: list | None = None,
     progress: bool = True,
     desc: str = "train",
+    monitor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``train_dir``'s ``train`` shards, validating on ``dev_dir``'s ``dev`` shards.
 
     Per-sample rows of every training step and of the dev split at each epoch end go to ``run_dir``
     (``trainstats.store`` format) through :func:`trainstats.models.varmisuse_callback`; ``config``
     is stored in ``run.json`` (plus the settings). With ``backup_dir`` the run can be resumed after
-    a kill (same arguments again); without it an existing ``run_dir`` is refused. ``callbacks`` are
-    added to ``fit``'s. Returns ``{"history", "seconds", "n_train", "n_dev", "skipped_too_long",
-    "samples_per_s"}`` (training samples per second of training-epoch time, dev passes included).
+    a kill (same arguments again); without it an existing ``run_dir`` is refused. ``monitor``: keyword
+    arguments of :class:`trainstats.keras.MemorizationMonitor` to watch the training live (None: no
+    monitor). ``callbacks`` are added to ``fit``'s. Returns ``{"history", "seconds", "n_train",
+    "n_dev", "skipped_too_long", "samples_per_s"}`` (training samples per second of training-epoch
+    time, dev passes included).
     """
     import keras
 
@@ -120,10 +123,15 @@ def train_run(
     resume = backup_dir is not None
     capture = varmisuse_callback(run_dir, noise_manifest=None if noise_manifest is None else str(noise_manifest),
                                  config=run_config, resume="auto" if resume else False)
-    extra = [keras.callbacks.BackupAndRestore(str(backup_dir))] if resume else []
     timer = _EpochTimer()
-    history = model.fit(train_ds, validation_data=dev_ds, epochs=s.epochs, verbose=0,
-                        callbacks=[*extra, capture, timer, *(callbacks or []), _epoch_bar(s.epochs, desc, progress)])
+    fit_callbacks = [capture, timer, *(callbacks or []), _epoch_bar(s.epochs, desc, progress)]
+    if resume:
+        fit_callbacks.insert(0, keras.callbacks.BackupAndRestore(str(backup_dir)))
+    if monitor is not None:
+        from trainstats.keras import MemorizationMonitor
+
+        fit_callbacks.insert(fit_callbacks.index(capture) + 1, MemorizationMonitor(capture, **monitor))
+    history = model.fit(train_ds, validation_data=dev_ds, epochs=s.epochs, verbose=0, callbacks=fit_callbacks)
     vocab.to_json(Path(run_dir) / "vocab.json")
     return {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             "seconds": time.perf_counter() - t0, "n_train": len(train), "n_dev": len(dev),

@@ -20,12 +20,14 @@ from trainstats.keras.heads import (
     sparse_categorical_stats,
 )
 from trainstats.keras.ids import with_ids
+from trainstats.keras.monitor import MemorizationMonitor
 
 _ids._install_unpack_patch()
 
 __all__ = [
     "HEAD_STATS",
     "HeadStatsFn",
+    "MemorizationMonitor",
     "PerSampleStats",
     "binary_stats",
     "categorical_stats",
