@@ -1,6 +1,10 @@
 """Part files of one writer: per-partition buffers, row groups, temp-name-then-rename completion.
 
-Used only from the writer's background thread (no locking here)."""
+A part is written under ``_trainstats/tmp/`` and, once complete and fsynced, renamed into its
+partition folder (:func:`trainstats.store.supersede.publish_part`). Its ``sample_id`` column is
+built from the writer's :class:`~trainstats.store.sample_ids.IdTable` when the row group is
+written, so a row is never visible without the id it refers to. Used only from the writer's
+background thread (no locking here)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainstats.store.schema import ValueColumn, file_schema
+from trainstats.store import durable
+from trainstats.store.layout import Layout, PartName
+from trainstats.store.sample_ids import IdTable
+from trainstats.store.schema import ValueColumn, file_schema, write_options
+from trainstats.store.supersede import publish_part
 
 if TYPE_CHECKING:
     from trainstats.store.batch import Batch
@@ -32,12 +40,15 @@ class _Partition:
     final_path: Path | None = None
     rows_in_part: int = 0
     opened_at: float = 0.0
+    step_lo: int = 0
+    step_hi: int = -1
 
 
 class PartSet:
-    def __init__(self, run_dir: Path, columns: Sequence[ValueColumn], *, attempt: int, writer_id: str,
-                 row_group_rows: int, max_part_seconds: float):
-        self.run_dir = run_dir
+    def __init__(self, layout: Layout, columns: Sequence[ValueColumn], *, attempt: int, writer_id: str,
+                 row_group_rows: int, max_part_seconds: float, ids: IdTable):
+        self.layout = layout
+        self.ids = ids
         self.columns = list(columns)
         self.schema = file_schema(columns)
         self.attempt = attempt
@@ -50,15 +61,7 @@ class PartSet:
         self._kinds: list[str] = []
         self._kind_code: dict[str, int] = {}
         self._lookup_map: tuple[object, np.ndarray] | None = None
-        self._samples_seen: set[int] = set()
-        self._samples_pending: tuple[list, list] = ([], [])
-        floats = [c.name for c in columns if c.dtype.startswith("float")]
-        self._write_options = dict(
-            compression="zstd",
-            use_dictionary=["noise_kind", "step", "batch", "attempt"]
-            + [c.name for c in columns if not c.dtype.startswith("float")],
-            column_encoding={name: "BYTE_STREAM_SPLIT" for name in floats} | {"sample_key": "PLAIN"},
-        )
+        self._write_options = write_options(columns)
 
     # ---------------------------------------------------------------- rows
     def add(self, chunk: Batch, noise_lookup) -> None:
@@ -99,9 +102,12 @@ class PartSet:
         chunks = part.chunks
         n = part.buffered
         cols: dict[str, pa.Array] = {}
-        cols["step"] = pa.array(np.concatenate([c.step for c, _ in chunks]), pa.int64())
+        step = np.concatenate([c.step for c, _ in chunks])
+        part.step_lo = min(part.step_lo, int(step.min())) if part.rows_in_part else int(step.min())
+        part.step_hi = max(part.step_hi, int(step.max()))
+        cols["step"] = pa.array(step, pa.int64())
         cols["batch"] = pa.array(np.concatenate([c.batch for c, _ in chunks]), pa.int32())
-        cols["sample_key"] = pa.array(np.concatenate([c.keys for c, _ in chunks]), pa.int64())
+        cols["sample_id"], cols["sample_key"] = self.ids.column(np.concatenate([c.keys for c, _ in chunks]))
         cols["noise"] = pa.array(np.concatenate([f for _, (f, _) in chunks]), pa.bool_())
         codes = np.concatenate([k for _, (_, k) in chunks])
         cols["noise_kind"] = pa.DictionaryArray.from_arrays(
@@ -129,11 +135,9 @@ class PartSet:
 
     def _open(self, part: _Partition) -> None:
         self._seq += 1
-        folder = self.run_dir / "rows" / f"split={part.split}" / f"epoch={part.epoch}"
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"part-a{self.attempt:04d}-w{self.writer_id}-{self._seq:06d}.parquet"
-        part.final_path = folder / name
-        part.tmp_path = folder / f".tmp-{name}"
+        name = PartName(self.attempt, self.writer_id, self._seq)
+        part.final_path = self.layout.part_file(part.split, part.epoch, name)
+        part.tmp_path = self.layout.tmp_part(name)
         part.writer = pq.ParquetWriter(part.tmp_path, self.schema, **self._write_options)
         part.rows_in_part = 0
 
@@ -152,20 +156,17 @@ class PartSet:
         if part.writer is None:
             return
         part.writer.close()
-        fd = os.open(part.tmp_path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(part.tmp_path, part.final_path)
+        part.writer = None
+        durable.fsync_file(part.tmp_path)
+        publish_part(self.layout, self.columns, part.tmp_path, part.final_path, split=part.split,
+                     epoch=part.epoch, attempt=self.attempt, steps=(part.step_lo, part.step_hi))
         self.rows_completed += part.rows_in_part
-        part.writer, part.rows_in_part = None, 0
+        part.rows_in_part = 0
 
     def complete_all(self) -> None:
         for part in list(self._partitions.values()):
             self._complete(part)
         self._partitions.clear()
-        self._write_samples()
 
     def complete_old_parts(self) -> None:
         now = time.monotonic()
@@ -173,7 +174,6 @@ class PartSet:
             if now - part.opened_at > self.max_part_seconds:
                 self._complete(part)
                 del self._partitions[key]
-        self._write_samples()
 
     def discard_pending(self) -> int:
         """Forget buffered rows and rows in open parts; return how many."""
@@ -197,25 +197,3 @@ class PartSet:
                     pass
                 part.writer = None
         self._partitions.clear()
-
-    # ---------------------------------------------------------------- sample side table
-    def add_samples(self, keys: np.ndarray, ids: list) -> None:
-        new_keys, new_ids = self._samples_pending
-        for k, i in zip(keys.tolist(), ids):
-            if k not in self._samples_seen:
-                self._samples_seen.add(k)
-                new_keys.append(k)
-                new_ids.append(i)
-
-    def _write_samples(self) -> None:
-        keys, ids = self._samples_pending
-        if not keys:
-            return
-        self._seq += 1
-        folder = self.run_dir / "samples"
-        name = f"part-a{self.attempt:04d}-w{self.writer_id}-{self._seq:06d}.parquet"
-        table = pa.table({"sample_key": pa.array(keys, pa.int64()), "sample_id": pa.array(ids, pa.string())})
-        tmp = folder / f".tmp-{name}"
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, folder / name)
-        self._samples_pending = ([], [])
