@@ -110,6 +110,45 @@ def serve() -> None:
         sys.stdout.flush()
 
 
+class Killer:
+    """Client of ``crash_writer.py serve`` (for the tests): runs scenarios in forked children."""
+
+    def __init__(self) -> None:
+        import subprocess
+        from pathlib import Path
+
+        here = Path(__file__).resolve().parent
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        env["PYTHONPATH"] = os.pathsep.join([str(here.parent), str(here), env.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen([sys.executable, str(here / "crash_writer.py"), "serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+
+    def run(self, run, scenario: str, *, kill_at: int = 0, kill_after_s: float | None = None, log=None,
+            pause: float = 0.0) -> str:
+        """``"killed"`` or ``"exited"``; any other end raises ``AssertionError``."""
+        req = {"run": str(run), "scenario": scenario, "marks": str(run.parent / "marks"), "kill_at": kill_at,
+               "kill_after_s": kill_after_s, "log": None if log is None else str(log), "pause": pause}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        status = json.loads(self.proc.stdout.readline())["status"]
+        if status & 0x7F == signal.SIGKILL:
+            return "killed"
+        if status != 0:
+            raise AssertionError(f"{scenario} in {run} ended with wait status {status} (see stderr)")
+        return "exited"
+
+    def points(self, run, scenario: str) -> list[str]:
+        """The publication points of a scenario run to its end (one ``n\twhat\tpath`` line each)."""
+        log = run.parent / f"points-{scenario}"
+        if self.run(run, scenario, log=log) != "exited":
+            raise AssertionError(f"{scenario} was killed while counting its publication points")
+        return log.read_text().splitlines()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["serve"]:
         sys.exit("usage: crash_writer.py serve")

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -20,49 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import trainstats
-from crash_writer import before_resume, expected_rows
+from crash_writer import Killer, before_resume, expected_rows
 from store_views import assert_every_reader_sees_the_run
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
-
-
-class Killer:
-    """The ``crash_writer.py serve`` process: runs scenarios in forked children on request."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "crash_writer.py"), "serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=_env())
-
-    def run(self, run: Path, scenario: str, *, kill_at: int = 0, kill_after_s: float | None = None,
-            log: Path | None = None, pause: float = 0.0) -> str:
-        """``"killed"`` or ``"exited"`` (any other end fails the test)."""
-        req = {"run": str(run), "scenario": scenario, "marks": str(run.parent / "marks"), "kill_at": kill_at,
-               "kill_after_s": kill_after_s, "log": None if log is None else str(log), "pause": pause}
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        status = json.loads(self.proc.stdout.readline())["status"]
-        if status & 0x7F == signal.SIGKILL:
-            return "killed"
-        assert status == 0, f"{scenario} in {run} ended with wait status {status} (see stderr)"
-        return "exited"
-
-    def points(self, run: Path, scenario: str) -> list[str]:
-        log = run.parent / f"points-{scenario}"
-        assert self.run(run, scenario, log=log) == "exited"
-        return log.read_text().splitlines()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(30)
-
-
-def _env():
-    import os
-
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE), env.get("PYTHONPATH", "")])
-    return env
 
 
 @pytest.fixture(scope="module")
