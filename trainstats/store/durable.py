@@ -109,17 +109,20 @@ def unlink(path: Path, what: str) -> None:
     published(what, path)
 
 
-def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False, what: str = "json") -> bool:
+def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False, what: str = "json",
+                      sync: bool = True) -> bool:
     """Write ``obj`` as JSON to ``path`` atomically (temp file, fsync, rename). With ``exclusive``,
     never replace an existing file and return False if one is there (a hard link is the atomic
-    "create if absent")."""
+    "create if absent"). ``sync=False`` skips the fsyncs: still atomic for readers and for a killed
+    process, but a power loss may leave the previous version (for counters that are rewritten often)."""
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
     data = json.dumps(obj, indent=2, default=str).encode("utf-8")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            os.fsync(f.fileno())
     try:
         if exclusive:
             try:
@@ -132,7 +135,8 @@ def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False, what: st
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
     published(what, path)
     return True
 

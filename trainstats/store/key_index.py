@@ -17,7 +17,8 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class KeyIndex:
-    """Positions ``0 .. n-1`` of distinct int64 keys; a key keeps its position once added."""
+    """Positions ``0 .. n-1`` of distinct int64 keys, numbered in order of first appearance; a key
+    keeps its position once added."""
 
     def __init__(self, keys: np.ndarray | None = None) -> None:
         self._keys = np.zeros(1024, np.int64)  # by position
@@ -65,7 +66,7 @@ class KeyIndex:
 
     def add(self, keys: np.ndarray) -> np.ndarray:
         """Add the keys not yet present; return every key's position. New keys get the next positions
-        (in no particular order among themselves); repeated keys share one."""
+        in order of first appearance; repeated keys share one."""
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         pos = self.lookup(keys)
         absent = np.flatnonzero(pos < 0)
@@ -73,6 +74,7 @@ class KeyIndex:
             return pos
         new = keys[absent]
         self._reserve(self._n + len(new))
+        n_before = self._n
         mask = (1 << self._bits) - 1
         todo = np.arange(len(new))
         slots = self._slots(new)
@@ -95,8 +97,23 @@ class KeyIndex:
             # a slot held by another key: probe the next one; a lost claim: look again at the same slot
             slots = np.where(taken & ~done, (slots + 1) & mask, slots)
             todo, slots = todo[~done], slots[~done]
+        self._first_appearance_order(home, self._n - n_before)
         pos[absent] = self._slot_pos[home]
         return pos
+
+    def _first_appearance_order(self, home: np.ndarray, n_new: int) -> None:
+        """Renumber the positions just given (claim order) by first appearance, in O(n) (no sort)."""
+        n0 = self._n - n_new
+        tentative = self._slot_pos[home] - n0
+        first = np.empty(n_new, np.int64)
+        first[tentative[::-1]] = np.arange(len(home))[::-1]  # smallest index of each new key
+        used = np.zeros(len(home), bool)
+        used[first] = True
+        final = n0 + (np.cumsum(used) - 1)[first]  # rank of each first appearance
+        slots = np.empty(n_new, np.int64)
+        slots[tentative] = home
+        self._slot_pos[slots] = final
+        self._keys[final] = self._slot_key[slots]
 
     def _reserve(self, n: int) -> None:
         if n > len(self._keys):

@@ -85,12 +85,18 @@ def _store_new(index: KeyIndex, strings: _Strings, keys: np.ndarray, ids: pa.Arr
     n0 = len(index)
     pos = index.add(keys)
     fresh = np.flatnonzero(pos >= n0)
+    check = np.ones(len(keys), bool)
     if len(fresh):
         first = np.empty(len(index) - n0, np.int64)
         first[(pos[fresh] - n0)[::-1]] = fresh[::-1]  # the first row of each new key gives its id
         strings.append(ids.take(pa.array(first)))
-    stored = strings.take(pos)
-    return pos, np.asarray(pc.fill_null(pc.not_equal(stored, ids), True))
+        check[first] = False
+    differs = np.zeros(len(keys), bool)
+    rows = np.flatnonzero(check)  # keys seen before, or repeated in this call: their id must agree
+    if len(rows):
+        stored = strings.take(pos[rows])
+        differs[rows] = np.asarray(pc.fill_null(pc.not_equal(stored, ids.take(pa.array(rows))), True))
+    return pos, differs
 
 
 class IdTable:
@@ -105,6 +111,7 @@ class IdTable:
         self._ids = _Strings()
         self._ambiguous: set[int] = set()
         self.collisions: list[tuple[int, str, str]] = []
+        self._last: tuple[np.ndarray, pa.Array] | None = None  # (ids used, dictionary) of the last part
 
     def __len__(self) -> int:
         return len(self._index)
@@ -118,13 +125,20 @@ class IdTable:
                 self._ambiguous.add(p)
                 self.collisions.append((int(keys[i]), self._ids.take(np.array([p]))[0].as_py(), arr[int(i)].as_py()))
 
-    def column(self, keys: np.ndarray) -> tuple[pa.DictionaryArray, pa.Array]:
-        """``(sample_id, sample_key)`` columns for rows with these keys: the id where registered (its
-        dictionary: the ids used, in registration order), else null and the key in ``sample_key``."""
-        n = len(keys)
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's position in the table (``-1``: unregistered or ambiguous)."""
         pos = self._index.lookup(keys)
         if self._ambiguous:
             pos[np.isin(pos, np.fromiter(self._ambiguous, np.int64))] = -1
+        return pos
+
+    def column(self, keys: np.ndarray, pos: np.ndarray | None = None) -> tuple[pa.DictionaryArray, pa.Array]:
+        """``(sample_id, sample_key)`` columns for rows with these keys (and their :meth:`positions`,
+        when already looked up): the id where registered (its dictionary: the ids used, in
+        registration order), else null and the key in ``sample_key``."""
+        n = len(keys)
+        if pos is None:
+            pos = self.positions(keys)
         known = pos >= 0
         if not known.any():
             return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string())), \
@@ -132,7 +146,11 @@ class IdTable:
         present = np.zeros(len(self._index), bool)
         present[pos[known]] = True
         codes = (np.cumsum(present, dtype=np.int32) - 1)[np.where(known, pos, 0)]
-        dictionary = self._ids.take(np.flatnonzero(present))
+        if self._last is not None and np.array_equal(self._last[0], present):
+            dictionary = self._last[1]  # the same samples as the last part (an epoch over one data set)
+        else:
+            dictionary = self._ids.take(np.flatnonzero(present))
+            self._last = (present, dictionary)
         all_known = bool(known.all())
         ids = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32(), mask=None if all_known else ~known),
                                              dictionary)

@@ -296,9 +296,14 @@ class RunWriter:
                 if not self._errors:
                     self._guard(self._parts.complete_old_parts)
             try:
-                kind, item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                continue
+                kind, item = self._queue.get_nowait()
+            except queue.Empty:  # idle: prepare buffered rows now rather than at the next flush
+                if not self._errors:
+                    self._guard(self._parts.stage, 8192)
+                try:
+                    kind, item = self._queue.get(timeout=1.0)
+                except queue.Empty:
+                    continue
             if kind == "rows":
                 n = len(item.keys)
                 if self._first_position is None and not self._errors:
@@ -318,7 +323,7 @@ class RunWriter:
                     self._guard(self._parts.complete_all)
                 if kind == "close":
                     self._parts.abandon()
-                self._guard(self._write_status, closed=(kind == "close"))
+                self._guard(self._write_status, closed=(kind == "close"), sync=(kind == "close"))
                 item.set()
                 if kind == "close":
                     return
@@ -358,7 +363,8 @@ class RunWriter:
                 pass
             return False
 
-    def _write_status(self, closed: bool = False) -> None:
+    def _write_status(self, closed: bool = False, *, sync: bool = True) -> None:
+        """Rewrite this writer's status file; fsynced unless ``sync=False`` (the flush-time counters)."""
         durable.write_json_atomic(self._status_path, {
             "attempt": self.attempt,
             "writer": self.writer_id,
@@ -370,7 +376,7 @@ class RunWriter:
             "key_collisions": [{"sample_key": k, "sample_ids": [a, b]} for k, a, b in self._ids.collisions],
             "closed": closed,
             "updated_at": rd.utc_now(),
-        }, what="writer status")
+        }, what="writer status", sync=sync)
 
     def _remove_stale_temp_files(self) -> None:
         """Temp parts of older attempts belong to dead writers: they never become data."""
