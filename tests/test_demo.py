@@ -27,16 +27,18 @@ def quick_demo(tmp_path_factory):
 
 
 def test_quick_demo_output_folder_is_complete(quick_demo):
+    from trainstats.store import Run, read_metadata
+
     rc, out, stdout = quick_demo
     assert rc == 0, stdout
     names = ["label-noise000-seed0", "label-noise025-seed0", "label-noise050-seed0"]
     assert sorted(p.name for p in (out / "runs").iterdir()) == names
     for name in names:
         run = out / "runs" / name
-        cfg = json.loads((run / "run.json").read_text())["config"]
+        cfg = read_metadata(run)["config"]
         assert cfg["noise_kind"] == "label" and cfg["seed"] == 0
         assert cfg["noise_level"] == pytest.approx(int(name[11:14]) / 100)
-        assert any((run / "rows" / "split=train").iterdir()) and any((run / "rows" / "split=dev").iterdir())
+        assert Run(run).splits() == ["dev", "train"]
     for name in names[1:]:
         assert (out / "data" / name / "noise_manifest.parquet").is_file()
     report = out / "report" / "index.html"

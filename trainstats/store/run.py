@@ -151,29 +151,36 @@ class Run:
     def keys_of(self, sample_id: pa.ChunkedArray, stored: pa.ChunkedArray | None = None) -> np.ndarray:
         """Keys of a ``sample_id`` column (checked: two ids with one key raise ``ValueError``),
         taking ``stored`` keys where the id is null."""
-        positions = self.id_positions(sample_id)
-        keys = self._ids.keys[np.maximum(positions, 0)] if len(self._ids) else np.zeros(len(positions), np.int64)
-        missing = positions < 0
-        if missing.any():
+        keys = self._per_row(sample_id, lambda pos: self._ids.keys[pos], np.int64)
+        missing = self.id_positions(sample_id) < 0 if sample_id.null_count else None
+        if missing is not None and missing.any():
             if stored is None:
                 raise ValueError(f"{self.path}: rows without a sample_id need the sample_key column")
-            keys = keys.copy()
             keys[missing] = pc.fill_null(stored, 0).to_numpy()[missing]
         return keys
 
     def id_positions(self, sample_id: pa.ChunkedArray) -> np.ndarray:
         """Position of each row's id among :meth:`known_ids` (``-1`` where null)."""
-        out = []
+        return self._per_row(sample_id, lambda pos: pos, np.int64)
+
+    def _per_row(self, sample_id: pa.ChunkedArray, of_dictionary, dtype) -> np.ndarray:
+        """``of_dictionary(positions of a chunk's dictionary entries)`` spread over the chunk's rows
+        (-1 for a null id); one small array per dictionary, then one take per chunk."""
+        out = np.empty(len(sample_id), dtype)
+        start = 0
         for chunk in sample_id.chunks:
-            if len(chunk) == 0:
+            n = len(chunk)
+            if n == 0:
                 continue
             if not pa.types.is_dictionary(chunk.type):
                 chunk = pc.dictionary_encode(chunk)
-            pos = self._ids.positions(chunk.dictionary)
+            per_entry = np.append(of_dictionary(self._ids.positions(chunk.dictionary)), -1).astype(dtype)
             idx = chunk.indices
-            codes = pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-            out.append(np.where(codes >= 0, pos[np.maximum(codes, 0)] if len(pos) else -1, -1))
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+            codes = (idx.to_numpy() if idx.null_count == 0 else
+                     pc.fill_null(idx, -1).to_numpy(zero_copy_only=False))
+            out[start:start + n] = per_entry[codes]  # code -1 (null) picks the trailing -1
+            start += n
+        return out
 
     def known_ids(self) -> pa.Array:
         """Every id this reader has seen, by position."""
