@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainstats.store import durable
+from trainstats.store.batch import per_row
 from trainstats.store.layout import Layout, PartName
 from trainstats.store.sample_ids import IdTable
 from trainstats.store.schema import ValueColumn, file_schema, write_options
@@ -139,7 +140,7 @@ class PartSet:
                                        for c, p in zip(chunks, present)])
             values[col.name] = (data, mask)
         return {"n": len(keys), "keys": keys, "pos": self.ids.positions(keys),
-                "step": np.concatenate([c.step for c in chunks]), "batch": np.concatenate([c.batch for c in chunks]),
+                "step": per_row(chunks, "step", np.int64), "batch": per_row(chunks, "batch", np.int32),
                 "flags": flags, "codes": codes, "values": values}
 
     def _table(self, part: _Partition) -> pa.Table:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds

@@ -42,7 +42,7 @@ import numpy as np
 
 from trainstats.store import durable
 from trainstats.store import run_dir as rd
-from trainstats.store.batch import make_batch
+from trainstats.store.batch import first_step, make_batch
 from trainstats.store.errors import StoreWriteError, UnsupportedSchemaVersion
 from trainstats.store.layout import Layout
 from trainstats.store.noise_lookup import NoiseLookup
@@ -331,7 +331,7 @@ class RunWriter:
     def _start(self, chunk) -> None:
         """First row of this writer: record where the attempt starts (durable), then take the rows
         it supersedes out of the dataset — both before any row of it can be published."""
-        self._first_position = {"split": chunk.split, "epoch": chunk.epoch, "step": int(chunk.step.min())}
+        self._first_position = {"split": chunk.split, "epoch": chunk.epoch, "step": first_step(chunk)}
         self._write_status()
         if len(self._layout.attempt_numbers()) > 1:
             reconcile(self._layout, self.columns, attempt_starts(self._layout))
