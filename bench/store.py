@@ -7,7 +7,7 @@ background thread sustains) and once as one ``pyarrow.parquet.write_table`` per 
 table the writer builds for that epoch, with the same options. Prints medians over the rounds, the
 ratio writer / bulk, and bytes/row of each; then the time and peak memory (RSS, from /proc) to read
 the rows and compute a per-sample mean loss with ``trainstats.read`` + pandas and ``open_dataset`` +
-pyarrow ``group_by``.
+pyarrow ``group_by``, on the run and on a schema-1 copy of it (``sample_key`` in every row).
 
     python bench/store.py [--rows 10000000] [--samples 100000] [--batch 512] [--rounds 3]
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from trainstats.store import RunWriter, ValueColumn, open_dataset, read, sample_key
+from trainstats.store import RunWriter, ValueColumn, open_dataset, read, read_metadata, sample_key
 from trainstats.store.batch import make_batch
 from trainstats.store.layout import Layout
 from trainstats.store.parts import PartSet
@@ -132,6 +132,32 @@ def write_bulk(folder: Path, tables) -> float:
     return time.perf_counter() - t0
 
 
+def schema1_copy(run: Path, out: Path, ids) -> None:
+    """The same rows in the schema-1 layout (``sample_key`` per row, ids in ``samples/``), to compare
+    reading costs: ``trainstats.read`` reads both layouts."""
+    import json
+
+    import pyarrow as pa
+
+    meta = read_metadata(run)
+    (out / "rows").mkdir(parents=True)
+    for key in ("format", "run_id", "created_at", "versions", "recorder", "config", "value_columns", "noise_manifest"):
+        meta.setdefault(key, None)
+    legacy = {k: meta[k] for k in ("format", "run_id", "created_at", "versions", "recorder", "config",
+                                   "value_columns", "noise_manifest")}
+    (out / "run.json").write_text(json.dumps(dict(legacy, schema_version=1)))
+    for sub in ("attempts", "writers", "samples"):
+        (out / sub).mkdir()
+    pq.write_table(pa.table({"sample_key": sample_key(ids), "sample_id": ids}), out / "samples" / "part-a0001-w0-000000.parquet")
+    for f in sorted(run.glob("split=*/epoch=*/*.parquet")):
+        t = pq.read_table(f)
+        keys = pa.array(sample_key(t.column("sample_id").to_pylist()), pa.int64())
+        t = t.drop_columns(["sample_id"]).set_column(t.schema.names.index("sample_key") - 1, "sample_key", keys)
+        folder = out / "rows" / f.parent.parent.name / f.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, folder / f.name, compression="zstd")
+
+
 def _size(files) -> int:
     return sum(p.stat().st_size for p in files)
 
@@ -187,24 +213,28 @@ def main() -> None:
         del batches, tables
         gc.collect()
 
-        for name in ("trainstats.read + pandas", "open_dataset + pyarrow group_by"):
-            gc.collect()
-            base = _rss_mb()
-            t0 = time.perf_counter()
-            if name.startswith("trainstats.read"):
-                df = read(run, split="train", columns=["sample_key", "loss"], sort=False)
-                means = df.groupby("sample_key")["loss"].mean()
-                n = len(means)
-                del df, means
-            else:
-                table = open_dataset(run).to_table(columns=["sample_id", "loss"])
-                means = table.group_by("sample_id").aggregate([("loss", "mean")])
-                n = means.num_rows
-                del table, means
-            dt = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"read + per-sample mean loss ({name}): {dt:.2f} s for {rows:,} rows, {n:,} samples; "
-                  f"RSS before {base:.0f} MB, process peak so far {peak:.0f} MB")
+        legacy = tmp / "schema1"
+        schema1_copy(run, legacy, ids)
+        for layout, path in (("schema 2", run), ("schema 1 copy", legacy)):
+            for name in ("trainstats.read + pandas", "open_dataset + pyarrow group_by"):
+                gc.collect()
+                base = _rss_mb()
+                t0 = time.perf_counter()
+                if name.startswith("trainstats.read"):
+                    df = read(path, split="train", columns=["sample_key", "loss"], sort=False)
+                    means = df.groupby("sample_key")["loss"].mean()
+                    n = len(means)
+                    del df, means
+                else:
+                    key = "sample_id" if layout == "schema 2" else "sample_key"
+                    table = open_dataset(path).to_table(columns=[key, "loss"])
+                    means = table.group_by(key).aggregate([("loss", "mean")])
+                    n = means.num_rows
+                    del table, means
+                dt = time.perf_counter() - t0
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                print(f"{layout}: read + per-sample mean loss ({name}): {dt:.2f} s for {rows:,} rows, {n:,} "
+                      f"samples; RSS before {base:.0f} MB, process peak so far {peak:.0f} MB")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -27,6 +27,8 @@ from trainstats.store.supersede import attempt_starts, pending, superseded_expre
 
 __all__ = ["Run"]
 
+_ID_BYTES = pa.dictionary(pa.int32(), pa.binary())
+
 
 class Run:
     """A run directory opened for reading (metadata read once; rows read on demand).
@@ -66,6 +68,7 @@ class Run:
         self.value_columns: list[ValueColumn] = [ValueColumn.from_json(c) for c in meta.get("value_columns", [])]
         self._ids = IdMap(str(self.path))
         self._dataset: ds.Dataset | None = None
+        self._keys_dataset: ds.Dataset | None = None
         self._legacy_ids_loaded = False
         #: rows the newest-attempt rule supersedes are still visible (a move was interrupted)
         self.pending = self.legacy or pending(self.layout, self._starts)
@@ -99,15 +102,27 @@ class Run:
     def dataset(self) -> ds.Dataset:
         """The rows as a ``pyarrow.dataset.Dataset`` (out of core), superseded rows filtered out."""
         if self._dataset is None:
-            parts = self.layout.visible_parts()
-            dataset = ds.FileSystemDataset.from_paths(
-                [str(p.resolve()) for _, _, p in parts], schema=self.schema,
-                format=ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns={"sample_id"})),
-                filesystem=pafs.LocalFileSystem(),
-                partitions=[(ds.field("split") == s) & (ds.field("epoch") == e) for s, e, _ in parts])
-            drop = superseded_expression(self._starts) if self.pending else None
-            self._dataset = dataset.filter(~drop) if drop is not None else dataset
+            self._dataset = self._make_dataset(self.schema)
         return self._dataset
+
+    def _key_dataset(self) -> ds.Dataset:
+        """The same rows with ``sample_id`` read as bytes: for keys only, it skips the UTF-8 check of
+        every part's id dictionary (about 40 % of reading it)."""
+        if self._keys_dataset is None:
+            schema = self.schema
+            i = schema.get_field_index("sample_id")
+            self._keys_dataset = self._make_dataset(schema.set(i, pa.field("sample_id", _ID_BYTES)))
+        return self._keys_dataset
+
+    def _make_dataset(self, schema: pa.Schema) -> ds.Dataset:
+        parts = self.layout.visible_parts()
+        dataset = ds.FileSystemDataset.from_paths(
+            [str(p.resolve()) for _, _, p in parts], schema=schema,
+            format=ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns={"sample_id"})),
+            filesystem=pafs.LocalFileSystem(),
+            partitions=[(ds.field("split") == s) & (ds.field("epoch") == e) for s, e, _ in parts])
+        drop = superseded_expression(self._starts) if self.pending else None
+        return dataset.filter(~drop) if drop is not None else dataset
 
     # ---------------------------------------------------------------- rows
     def scan(self, split: str | Iterable[str] | None = None, epochs: int | Iterable[int] | None = None,
@@ -128,7 +143,8 @@ class Run:
         expr = _selection(split, epochs)
         if filter is not None:
             expr = filter if expr is None else expr & filter
-        table = self.dataset().to_table(columns=read, filter=expr)
+        keys_only = "sample_id" in read and "sample_id" not in columns and not self.legacy
+        table = (self._key_dataset() if keys_only else self.dataset()).to_table(columns=read, filter=expr)
         if "sample_key" in read or "sample_id" in read:
             table = self._complete_ids(table, want_key="sample_key" in columns, want_id="sample_id" in columns)
         return table.select(columns)

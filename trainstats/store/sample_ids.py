@@ -27,9 +27,9 @@ __all__ = ["sample_key", "IdTable", "IdMap", "SAMPLE_ID_TYPE"]
 SAMPLE_ID_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
-def _digests(ids: Iterable[str]) -> np.ndarray:
-    return np.frombuffer(b"".join([blake2b(i.encode("utf-8"), digest_size=8).digest() for i in ids]),
-                         dtype="<i8").astype(np.int64)
+def _digests(ids: Iterable[str | bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join([blake2b(i if isinstance(i, bytes) else i.encode("utf-8"),
+                                           digest_size=8).digest() for i in ids]), dtype="<i8").astype(np.int64)
 
 
 @overload
@@ -184,7 +184,7 @@ class IdMap:
 
     def add(self, keys: np.ndarray, ids: pa.Array) -> np.ndarray:
         """Positions of these pairs (adding new ones); raise ``ValueError`` on a key collision."""
-        ids = ids.cast(pa.string()) if ids.type != pa.string() else ids
+        ids = ids.cast(pa.string()) if ids.type != pa.string() else ids  # bytes: checked as UTF-8 once
         pos, differs = _store_new(self._index, self._ids, np.asarray(keys, np.int64), ids)
         if differs.any():
             i = int(np.flatnonzero(differs)[0])
@@ -199,8 +199,11 @@ class IdMap:
             if d is dictionary or (len(d) == len(dictionary) and d.equals(dictionary)):
                 return p
         if dictionary.null_count:
-            dictionary = pc.fill_null(dictionary, "")
-        pos = self.add(sample_key(dictionary.to_pylist()), dictionary)
+            dictionary = pc.fill_null(dictionary, pa.scalar(b"" if pa.types.is_binary(dictionary.type) else "",
+                                                            dictionary.type))
+        raw = dictionary.to_pylist()
+        keys = _digests(raw) if pa.types.is_binary(dictionary.type) else sample_key(raw)
+        pos = self.add(keys, dictionary)
         self._recent = [(dictionary, pos)] + self._recent[:3]
         return pos
 
