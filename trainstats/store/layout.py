@@ -8,10 +8,12 @@ Schema version 2 (written by this trainstats)::
     RUN/_trainstats/writers/a0002-w0.json                    one per writer of an attempt
     RUN/_trainstats/tmp/part-a0002-w0-000003.parquet.tmp     parts being written (never data)
     RUN/_trainstats/lock                                     advisory lock for publishing and archiving
+    RUN/_trainstats/monitor/…                                the live monitor's TensorBoard events and tables
+    RUN/_trainstats/files/…                                  a recorder's own files (e.g. the demo's vocab.json)
     RUN/_superseded/split=train/epoch=1/part-a0001-w0-000002.parquet.superseded
 
 Parquet readers skip folders whose name starts with ``_`` or ``.`` (pandas, pyarrow), and only the
-partition folders hold files ending in ``.parquet`` (DuckDB's and Polars' ``RUN/**/*.parquet``
+partition folders hold files ending in ``.parquet`` (DuckDB's and Polars' ``RUN/split=*/epoch=*/*.parquet``
 globs), so the dataset view is exactly the row parts.
 
 Schema version 1 (older trainstats; read, and upgraded by ``trainstats migrate``)::
@@ -80,6 +82,14 @@ class Layout:
     @property
     def meta_dir(self) -> Path:
         return self.root / _META
+
+    @property
+    def monitor_dir(self) -> Path:
+        return self.meta_dir / "monitor"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.meta_dir / "files"
 
     @property
     def attempts_dir(self) -> Path:
