@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .plan import DemoState, PlannedRun, fingerprint, plan_runs, run_name
-from .settings import DEFAULT, DEFAULT_LEVELS, STUDY_KINDS, DemoSettings
+from .settings import DEFAULT, DEFAULT_LEVELS, STUDY_KINDS, DemoSettings, defaults_fingerprint
 from .summary import format_summary, summarize
 
 __all__ = ["DemoResult", "run_demo", "run_name"]
@@ -60,6 +60,15 @@ def _check(levels: Sequence[float], seeds: Sequence[int], kinds: Sequence[str], 
                                  f"{split}__VARIABLE_MISUSE__SStuB.txt-NNNNN-of-NNNNN files, e.g. in {data / split})")
     if source is not None and not source.exists():
         raise ValueError(f"--source {source}: no such file or directory")
+
+
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far, in MB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
 def _build(out: Path, source: Path | None, settings: DemoSettings, state: DemoState, say, progress: bool) -> Path:
@@ -211,5 +220,6 @@ def run_demo(
         "settings": settings.to_dict(), "levels": levels, "kinds": kinds, "seeds": seeds,
         "data": str(data_path), "report": str(report), "runs": [str(d) for d in run_dirs],
         "train_samples_per_s": {name: rec.get("samples_per_s") for name, rec in state.data["runs"].items()},
-        "timings_s": {k: round(v, 2) for k, v in timings.items()}}, indent=2))
+        "timings_s": {k: round(v, 2) for k, v in timings.items()}, "peak_rss_mb": _peak_rss_mb(),
+        "defaults_fingerprint": defaults_fingerprint(settings, levels, kinds)}, indent=2))
     return result
