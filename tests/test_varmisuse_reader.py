@@ -1,4 +1,4 @@
-"""GREAT-format reading layer on the real dev shards: ids, schema check, precise errors."""
+"""GREAT-format reading layer on dev shards (built, and real where present): ids, schema check, precise errors."""
 from __future__ import annotations
 
 import json
@@ -51,12 +51,22 @@ def test_every_real_example_validates_with_shard_line_ids(great_dev_dir, real_ex
     assert classes == {True, False}
 
 
-def test_real_quirks_are_valid(real_examples):
-    """Buggy examples without targets, or with targets that are not candidates, exist and pass."""
+def test_real_quirks_are_valid(great_dev_dir, real_examples):
+    """The real data's valid quirks (docs/varmisuse-format.md) are in both layers and pass the check:
+    buggy examples without targets or with targets that are not candidates, bug-free candidates naming
+    a variable with no position, non-ASCII tokens (escaped as \\uXXXX on disk)."""
+    def ints(cands):
+        return {c for c in cands if isinstance(c, int)}
+
     no_targets = [ex for _, ex in real_examples if ex["has_bug"] and not ex["repair_targets"]]
     off_cand = [ex for _, ex in real_examples if ex["has_bug"]
                 and any(t not in ex["repair_candidates"] for t in ex["repair_targets"])]
-    assert no_targets and off_cand
+    names_only = [ex for _, ex in real_examples if not ex["has_bug"]
+                  and {c for c in ex["repair_candidates"] if isinstance(c, str)}
+                  - {ex["source_tokens"][c] for c in ints(ex["repair_candidates"])}]
+    non_ascii = [ex for _, ex in real_examples if any(not t.isascii() for t in ex["source_tokens"])]
+    assert no_targets and off_cand and names_only and non_ascii
+    assert all(p.read_bytes().isascii() for p in list_shards(great_dev_dir))
 
 
 def test_shard_names_round_trip(great_dev_dir):
