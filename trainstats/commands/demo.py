@@ -11,13 +11,12 @@ from pathlib import Path
 
 
 def _levels(text: str) -> list[float]:
+    from trainstats.commands.percent import parse_percentages
+
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated percentages such as 0,25,50; received {text!r}")
-    if not values or any(not 0 <= v <= 100 for v in values):
-        raise argparse.ArgumentTypeError(f"noise levels must be percentages in [0, 100]; received {text!r}")
-    return [v / 100.0 for v in values]
+        return parse_percentages(text, flag="--levels")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ints(text: str) -> list[int]:
@@ -39,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, default=None,
                         help="Python source tree to build the data from (default: the standard library)")
     parser.add_argument("--levels", type=_levels, default=[0.0, 0.25, 0.5],
-                        help="noise levels in percent, comma-separated (default: 0,25,50)")
+                        help="noise levels in percent, comma-separated (default: 0,25,50); 0.5 looks like a "
+                             "fraction and is refused: write 50, or 0.5%% for half a percent")
     parser.add_argument("--kind", default="label", help="noise kind (default: label; see `trainstats noise --help`)")
     parser.add_argument("--seeds", type=_ints, default=[0], help="seeds, comma-separated (default: 0)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per run (default: preset's)")
