@@ -22,6 +22,7 @@ from trainstats.keras.heads import (
 from trainstats.keras.ids import with_ids
 
 _ids._install_unpack_patch()
+_ids._install_class_weight_check()
 
 __all__ = [
     "HEAD_STATS",

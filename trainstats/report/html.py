@@ -8,8 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from trainstats.analysis import DIRECTIONS, Analysis
-from trainstats.report import plots_run as pr
-from trainstats.report import plots_study as ps
 
 __all__ = ["write_tables", "write_report"]
 
@@ -39,8 +37,10 @@ k = number of noisy samples. The calibrated cut-off is learned from a random hal
 """
 
 
-def write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
-    """Write ``scores.parquet``, ``metrics.csv``, ``detection.csv``, ``runs.csv``, ``messages.txt``."""
+def write_tables(analysis: Analysis, out: str | Path) -> dict[str, Path]:
+    """Write ``scores.parquet``, ``metrics.csv``, ``detection.csv``, ``runs.csv``, ``messages.txt``
+    (no matplotlib needed)."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     paths["scores"] = out / "scores.parquet"
@@ -49,11 +49,24 @@ def write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
         paths[name] = out / f"{name}.csv"
         getattr(analysis, name).to_csv(paths[name], index=False)
     paths["messages"] = out / "messages.txt"
-    paths["messages"].write_text("".join(m + "\n" for m in analysis.messages), encoding="utf-8")
+    paths["messages"].write_text("".join(f"warning: {w}\n" for w in analysis.warnings)
+                                 + "".join(m + "\n" for m in analysis.messages), encoding="utf-8")
     return paths
 
 
+def _plots():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("trainstats' plots and HTML report need matplotlib: run `pip install "
+                          "'trainstats[report]'` (or `trainstats analyze --no-plots` for the tables only)") from exc
+    from trainstats.report import plots_run, plots_study
+
+    return plots_run, plots_study
+
+
 def _figures(a: Analysis, out: Path, notes: list[str]) -> list[tuple[str, Path]]:
+    pr, ps = _plots()
     figs: list[tuple[str, Path | None]] = []
 
     def add(caption: str, fn, *args, why: str, **kw):
@@ -110,6 +123,7 @@ def _detection_summary(det: pd.DataFrame) -> str:
 def write_report(analysis: Analysis, out: str | Path, *, title: str = "trainstats memorization report") -> Path:
     """Write tables, figures and ``index.html`` into ``out``; return the path of ``index.html``."""
     out = Path(out)
+    _plots()   # fail before anything is written when matplotlib is missing
     tables = write_tables(analysis, out)
     notes: list[str] = []
     figs = _figures(analysis, out, notes)
@@ -124,6 +138,7 @@ def write_report(analysis: Analysis, out: str | Path, *, title: str = "trainstat
         "table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #ddd}li{margin:.2em 0}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         "<h2>Runs</h2>", runs_html,
+        "".join(f"<p><b>Warning:</b> {esc(w)}</p>" for w in analysis.warnings),
         f"<p>Tables: <a href='{tables['scores'].name}'>scores.parquet</a> (one row per sample), "
         "<a href='metrics.csv'>metrics.csv</a> (per run, split, epoch, head), "
         "<a href='detection.csv'>detection.csv</a>, <a href='messages.txt'>messages.txt</a>.</p>",

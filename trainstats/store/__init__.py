@@ -7,7 +7,7 @@ TensorFlow: any framework can write to it and any tool can read it.
 from trainstats.store.errors import NotARunDirectory, StoreWriteError, UnsupportedSchemaVersion
 from trainstats.store.reader import open_dataset, read, read_metadata, read_samples, value_columns
 from trainstats.store.sample_ids import sample_key
-from trainstats.store.schema import SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
+from trainstats.store.schema import MARGIN_UNITS, SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
 from trainstats.store.writer import RunWriter
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "RunWriter",
     "SCHEMA_VERSION",
     "SPLITS",
+    "MARGIN_UNITS",
     "STANDARD_STATS",
     "StoreWriteError",
     "UnsupportedSchemaVersion",
