@@ -34,8 +34,8 @@ __all__ = ["filter_native_logs", "is_chatter", "ENV_VAR"]
 #: set to ``all`` to see every native log line
 ENV_VAR = "TRAINSTATS_NATIVE_LOGS"
 
-_INFO = re.compile(rb"^I\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^\s\]]+:\d+\] ")
-_CUINIT = re.compile(rb"^E\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^\s\]]+:\d+\] failed call to cuInit: ")
+_INFO = re.compile(rb"^I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\s\]]+:\d+\] ")
+_CUINIT = re.compile(rb"^E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\s\]]+:\d+\] failed call to cuInit: ")
 _BANNERS = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
             b"To enable the following instructions: ")
 _LINE_END = re.compile(rb"[\r\n]")

@@ -30,6 +30,8 @@ def _ints(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainstats.demo.settings import expected_duration
+
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: a new folder trainstats-demo-XXXX in the current directory)")
     parser.add_argument("--data", type=Path, default=None,
@@ -48,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-functions", type=int, default=None,
                         help="functions taken from the source tree (two examples each; default: preset's)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run in about 2 minutes (tiny data and model; too small to show memorization)")
+                        help=f"a smoke run, {expected_duration('quick')} on 2 CPU cores (tiny data and model; too "
+                             "small to show memorization; the full demo takes "
+                             f"{expected_duration('default')})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
