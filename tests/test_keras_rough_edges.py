@@ -15,7 +15,9 @@ from trainstats.cli import main  # noqa: E402
 from trainstats.keras import PerSampleStats, with_ids  # noqa: E402
 from trainstats.keras.ids import CLASS_WEIGHT_MESSAGE  # noqa: E402
 
-pytestmark = [pytest.mark.tf, pytest.mark.slow]
+pytestmark = [pytest.mark.tf, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning"),
+              pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning")]
 
 N = 32
 X = np.random.default_rng(0).normal(size=(N, 4)).astype("float32")

@@ -291,21 +291,29 @@ def _carries_ids(x: Any, y: Any) -> bool:
 
 def _install_class_weight_check() -> None:
     """Refuse ``class_weight=`` on id-carrying data with :data:`CLASS_WEIGHT_MESSAGE`, before Keras's
-    own data adapters fail on it in their own words (arrays) or drop the ids (Datasets)."""
-    from keras.src.trainers import data_adapters
+    own data adapters fail on it in their own words (arrays) or drop the ids (Datasets).
 
-    if getattr(data_adapters.get_data_adapter, "_trainstats", False):
-        return
-    original = data_adapters.get_data_adapter
+    Wraps the constructors of Keras's array and ``tf.data`` adapters (not ``get_data_adapter``, so
+    the warnings Keras issues there keep pointing at the caller's code)."""
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from keras.src.trainers.data_adapters.tf_dataset_adapter import TFDatasetAdapter
 
-    def get_data_adapter(x, y=None, *args, **kwargs):
-        if kwargs.get("class_weight") is not None and _carries_ids(x, y):
-            raise ValueError(CLASS_WEIGHT_MESSAGE)
-        return original(x, y, *args, **kwargs)
+    def checked(cls, ids_of):
+        original = cls.__init__
+        if getattr(original, "_trainstats", False):
+            return
 
-    get_data_adapter._trainstats = True  # type: ignore[attr-defined]
-    get_data_adapter.__doc__ = original.__doc__
-    data_adapters.get_data_adapter = get_data_adapter
+        def __init__(self, *args, **kwargs):
+            if kwargs.get("class_weight") is not None and ids_of(*args, **kwargs):
+                raise ValueError(CLASS_WEIGHT_MESSAGE)
+            original(self, *args, **kwargs)
+
+        __init__._trainstats = True  # type: ignore[attr-defined]
+        __init__.__doc__ = original.__doc__
+        cls.__init__ = __init__
+
+    checked(ArrayDataAdapter, lambda x, y=None, *a, **k: _carries_ids(x, k.get("y", y)))
+    checked(TFDatasetAdapter, lambda dataset=None, *a, **k: _carries_ids(k.get("dataset", dataset), None))
 
 
 def _is_symbolic(t: Any) -> bool:
