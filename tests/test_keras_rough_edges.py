@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 import trainstats  # noqa: E402
 from trainstats.cli import main  # noqa: E402
 from trainstats.keras import PerSampleStats, with_ids  # noqa: E402
-from trainstats.keras.ids import CLASS_WEIGHT_MESSAGE  # noqa: E402
+from trainstats.keras.patches import CLASS_WEIGHT_MESSAGE  # noqa: E402
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning"),
