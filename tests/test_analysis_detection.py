@@ -12,6 +12,7 @@ from trainstats.analysis import (
     DIRECTIONS,
     SCORE_NAMES,
     auroc,
+    auroc_ci,
     average_precision,
     average_ranks,
     calibrated_cutoff,
@@ -48,6 +49,59 @@ def test_auroc_equals_pairwise_count_and_rank_formula():
         by_ranks = (r - y.sum() * (y.sum() + 1) / 2) / (y.sum() * (~y).sum())
         assert auroc(y, s) == pytest.approx(brute_auroc(y, s))
         assert auroc(y, s) == pytest.approx(by_ranks)
+
+
+def brute_delong_se(y, s):
+    """DeLong's variance from its definition: placements by all pairwise comparisons (O(n^2))."""
+    y, s = np.asarray(y, bool), np.asarray(s, float)
+    x, z = s[y], s[~y]
+    psi = (x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return math.sqrt(v10.var(ddof=1) / len(x) + v01.var(ddof=1) / len(z))
+
+
+def test_auroc_ci_by_hand():
+    # noisy {0.9, 0.4}, clean {0.6, 0.1}: V10 = (1, 1/2), V01 = (1/2, 1), AUROC 3/4,
+    # Var = S10/2 + S01/2 = 0.125/2 + 0.125/2 = 0.125, SE = 0.35355; 0.75 -+ 1.95996 * SE, clipped
+    auc, lo, hi = auroc_ci([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1])
+    assert auc == 0.75
+    assert lo == pytest.approx(0.75 - 1.959964 * math.sqrt(0.125), abs=1e-6) and hi == 1.0
+    # ties: noisy {0.5, 0.5}, clean {0.5, 0.1}: V10 = (3/4, 3/4), V01 = (1/2, 1); Var = 0 + 0.125/2
+    auc, lo, hi = auroc_ci([1, 1, 0, 0], [0.5, 0.5, 0.5, 0.1])
+    assert auc == 0.75 and lo == pytest.approx(0.75 - 1.959964 * 0.25, abs=1e-6)
+    assert auroc_ci([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1], level=0.5)[1] == pytest.approx(0.75 - 0.674490 * math.sqrt(0.125), abs=1e-6)
+    # perfect separation: zero width; one sample of a class: no interval
+    assert auroc_ci([1, 1, 0, 0], [4, 3, 2, 1]) == (1.0, 1.0, 1.0)
+    auc, lo, hi = auroc_ci([1, 0, 0], [0.9, 0.4, 0.6])
+    assert auc == 1.0 and math.isnan(lo) and math.isnan(hi)
+    with pytest.raises(ValueError, match="level must be in"):
+        auroc_ci([1, 0], [1, 0], level=95)
+
+
+def test_auroc_ci_matches_pairwise_delong_with_ties():
+    rng = np.random.default_rng(3)
+    for n in (7, 40, 200):
+        y = rng.random(n) < 0.4
+        y[:2], y[2:4] = True, False
+        s = rng.integers(0, 6, n).astype(float) + y  # many ties
+        auc, lo, hi = auroc_ci(y, s)
+        se = brute_delong_se(y, s)
+        assert auc == pytest.approx(brute_auroc(y, s))
+        assert (hi - lo) == pytest.approx(min(1, auc + 1.959964 * se) - max(0, auc - 1.959964 * se), abs=1e-6)
+
+
+def test_auroc_ci_covers_the_true_auroc_about_95_percent_of_the_time():
+    # binormal scores, noisy ~ N(1, 1), clean ~ N(0, 1): true AUROC = Phi(1 / sqrt(2)) = 0.7602
+    rng = np.random.default_rng(0)
+    true = 0.5 * (1 + math.erf(0.5))
+    hits = 0
+    reps = 400
+    for _ in range(reps):
+        y = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+        s = np.r_[rng.normal(1, 1, 100), rng.normal(0, 1, 100)]
+        _, lo, hi = auroc_ci(y, s)
+        hits += lo <= true <= hi
+    assert 0.91 <= hits / reps <= 0.98, hits / reps
 
 
 def test_auroc_handles_inf_and_single_class():
@@ -145,6 +199,18 @@ def test_evaluate_detectors_per_kind_and_nan_scores():
     assert row["base_rate"] == pytest.approx(0.6)
     swap = det[det["noise_kind"] == "swap"].iloc[0]
     assert swap["n"] == 3 and swap["n_noisy"] == 1 and swap["auroc"] == 1.0
+
+
+def test_evaluate_detectors_reports_the_delong_interval():
+    rng = np.random.default_rng(1)
+    noise = rng.random(300) < 0.3
+    table = pd.DataFrame({"noise": noise, "noise_kind": np.where(noise, "label", None),
+                          "csl": rng.normal(size=300) + noise})
+    det, _ = evaluate_detectors(table, group_by=())
+    row = det[det["score"] == "csl"].iloc[0]
+    auc, lo, hi = auroc_ci(noise, table["csl"].to_numpy())
+    assert (row["auroc"], row["auroc_ci_low"], row["auroc_ci_high"]) == pytest.approx((auc, lo, hi))
+    assert row["auroc_se"] == pytest.approx(brute_delong_se(noise, table["csl"].to_numpy()))
 
 
 def test_evaluate_detectors_nothing_noisy_is_a_message_not_a_nan_table():

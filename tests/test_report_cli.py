@@ -26,14 +26,18 @@ def test_analyze_writes_tables_plots_and_index(tmp_path, capsys):
     assert set(det["run"]) == {"noise33-seed0"} and det["auroc"].notna().all()
     html = (out / "index.html").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    for name in ("accuracy_vs_noise.png", "gini_loss.png", "generalization_gap.png", "auroc_heatmap.png",
+    # no noise kind in these runs: the study figures are those of kind "unknown"
+    for name in ("overview.png", "memorization_unknown.png", "accuracy_per_epoch_unknown.png",
+                 "gini_loss_per_epoch_unknown.png", "sorted_confidence_unknown.png", "generalization_gap_unknown.png",
+                 "accuracy_vs_noise.png", "auroc_heatmap.png",
                  "learning_curves_noise33-seed0.png", "loss_hist_noise33-seed0.png", "data_map_noise33-seed0.png",
-                 "roc_noise33-seed0.png", "scores_noise33-seed0_output.png", "heldout_sorted_mean_loss.png"):
+                 "roc_noise33-seed0.png", "scores_noise33-seed0_output.png"):
         assert name in pngs, pngs
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
         assert f"src='{name}'" in html
     assert "roc_noise0-seed0.png" not in pngs  # nothing noisy there: no ROC, and the report says why
     assert "How to read this report" in html and "no sample is flagged noisy" in html
+    assert html.index("At a glance") < html.index("Runs and tables")  # the first screen comes first
     assert "needs both noisy and clean samples" in html
 
 

@@ -15,6 +15,7 @@ from trainstats.analysis.columns import HeadColumns, RunInfo, context_columns, d
 from trainstats.analysis.detection import (
     DIRECTIONS,
     auroc,
+    auroc_ci,
     average_precision,
     average_ranks,
     calibrated_cutoff,
@@ -23,10 +24,12 @@ from trainstats.analysis.detection import (
     roc_curve,
     suspicion,
 )
-from trainstats.analysis.metrics import NOISE_GROUPS, generalization_gap, gini, sorted_curve
+from trainstats.analysis.memorization import Memorization, memorization
+from trainstats.analysis.metrics import NOISE_GROUPS, always_no_bug, generalization_gap, gini, sorted_curve
 from trainstats.analysis.runs import RunAnalysis, analyze_run
 from trainstats.analysis.scores import (
     SCORE_NAMES,
+    SCORE_UNITS,
     area_under_margin,
     confidence,
     correctness,
@@ -38,14 +41,14 @@ from trainstats.analysis.scores import (
     mean_loss,
     variability,
 )
-from trainstats.analysis.study import Analysis, analyze_runs, head_scores
+from trainstats.analysis.study import Analysis, analyze_runs, head_scores, runs_by_kind
 
 __all__ = [
-    "Analysis", "DIRECTIONS", "HeadColumns", "NOISE_GROUPS", "RunAnalysis", "RunInfo", "SCORE_NAMES",
-    "SampleStats", "analyze_run", "analyze_runs", "area_under_margin", "auroc", "average_precision",
-    "average_ranks", "calibrated_cutoff", "confidence", "context_columns", "correctness",
-    "cumulative_sample_loss", "discover_heads", "evaluate_detectors", "final_correctness",
+    "Analysis", "DIRECTIONS", "HeadColumns", "Memorization", "NOISE_GROUPS", "RunAnalysis", "RunInfo",
+    "SCORE_NAMES", "SCORE_UNITS", "SampleStats", "always_no_bug", "analyze_run", "analyze_runs", "area_under_margin", "auroc",
+    "auroc_ci", "average_precision", "average_ranks", "calibrated_cutoff", "confidence", "context_columns",
+    "correctness", "cumulative_sample_loss", "discover_heads", "evaluate_detectors", "final_correctness",
     "first_learned_epoch", "forgetting_events", "generalization_gap", "gini", "head_scores",
-    "learned_for_good_epoch", "mean_loss", "precision_at_k", "roc_curve", "run_info", "sorted_curve",
-    "suspicion", "variability",
+    "learned_for_good_epoch", "mean_loss", "memorization", "precision_at_k", "roc_curve", "run_info",
+    "runs_by_kind", "sorted_curve", "suspicion", "variability",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["NOISE_GROUPS", "gini", "gini_of_sorted", "mean_defined", "sorted_curve", "generalization_gap"]
+__all__ = ["NOISE_GROUPS", "always_no_bug", "gini", "gini_of_sorted", "mean_defined", "sorted_curve",
+           "generalization_gap"]
 
 #: the sample groups every metric is split into: all rows, rows of clean samples, rows of noisy samples
 NOISE_GROUPS: tuple[str, ...] = ("all", "clean", "noisy")
@@ -110,3 +111,41 @@ def generalization_gap(metrics: pd.DataFrame, *, train: str = "train", held_out:
     gap["metric"] = "generalization_gap"
     gap["n"] = np.nan
     return gap[[c for c in metrics.columns if c in gap.columns]]
+
+
+def always_no_bug(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The trivial baseline: accuracy of a predictor that always answers "no bug".
+
+    It is right on every bug-free row and wrong on every buggy one, so its accuracy is the bug-free
+    share ``n_bug_free / (n_bug_free + n_buggy)`` of the rows on which the head's ``correct`` is
+    defined (the ``n`` of the ``accuracy`` rows of subsets ``bug_free`` and ``buggy``). Defined only
+    for heads scored on bug-free rows too (``n_bug_free + n_buggy == n_all``: VarMisuse ``loc`` and
+    ``joint``, where "no bug" is pointing at slot 0; not ``rep``, which is undefined on bug-free
+    rows) and only with a ``has_bug`` context column (the subsets).
+
+    Args:
+        metrics: long metrics table (``split, epoch, head, subset, noise_group, metric, value, n``,
+            optionally ``run``).
+
+    Returns:
+        Rows in the same long format with ``metric = "always_no_bug"``, ``subset = "all"``, per run,
+        split, epoch, head and noise group; ``n`` = rows it was measured on. A dev split half bug-free
+        gives 0.5: an accuracy below it is worse than never reporting a bug.
+    """
+    need = {"split", "epoch", "head", "subset", "noise_group", "metric", "n"}
+    if not need <= set(metrics.columns):
+        raise ValueError(f"metrics table lacks {sorted(need - set(metrics.columns))}; has {list(metrics.columns)}")
+    acc = metrics[metrics["metric"] == "accuracy"]
+    keys = [c for c in ("run", "split", "epoch", "head", "noise_group") if c in acc.columns]
+    n = acc.pivot_table(index=keys, columns="subset", values="n", aggfunc="sum", observed=True)
+    if not {"all", "bug_free", "buggy"} <= set(n.columns):
+        return pd.DataFrame(columns=list(metrics.columns))
+    # a head scored on bug-free rows at all (in this run and split): rep never is
+    scored = n["bug_free"].notna().groupby(level=[k for k in keys if k in ("run", "split", "head")]).transform("any")
+    n = n.fillna(0)
+    ok = scored & (n["all"] > 0) & (n["bug_free"] + n["buggy"] == n["all"])
+    out = (n.loc[ok, "bug_free"] / n.loc[ok, "all"]).rename("value").reset_index()
+    out["n"] = n.loc[ok, "all"].to_numpy()
+    out["subset"] = "all"
+    out["metric"] = "always_no_bug"
+    return out[[c for c in metrics.columns if c in out.columns]]

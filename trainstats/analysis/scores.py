@@ -20,6 +20,7 @@ from trainstats.analysis.accumulate import SampleStats
 
 __all__ = [
     "SCORE_NAMES",
+    "SCORE_UNITS",
     "cumulative_sample_loss",
     "mean_loss",
     "area_under_margin",
@@ -37,6 +38,20 @@ SCORE_NAMES: tuple[str, ...] = (
     "csl", "mean_loss", "aum", "confidence", "variability", "correctness",
     "forgetting_events", "first_learned_epoch", "learned_for_good_epoch", "final_correct",
 )
+
+#: what each score measures and in which unit (axis labels, docs/analysis.md)
+SCORE_UNITS: dict[str, str] = {
+    "csl": "sum of training losses (nats)",
+    "mean_loss": "mean training loss (nats)",
+    "aum": "mean margin (logits)",
+    "confidence": "mean gold probability (0-1)",
+    "variability": "std of gold probability (0-0.5)",
+    "correctness": "fraction of appearances correct",
+    "forgetting_events": "forgetting events (count)",
+    "first_learned_epoch": "first correct epoch",
+    "learned_for_good_epoch": "epoch learned for good",
+    "final_correct": "correct at last appearance (0/1)",
+}
 
 
 def _array(name: str, values, n: int | None, *, dtype=np.float64) -> np.ndarray:

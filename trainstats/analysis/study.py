@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from trainstats.analysis.detection import DIRECTIONS, evaluate_detectors
-from trainstats.analysis.metrics import generalization_gap
+from trainstats.analysis.metrics import always_no_bug, generalization_gap
 from trainstats.analysis.runs import RunAnalysis, analyze_run
 
-__all__ = ["Analysis", "analyze_runs", "head_scores", "margin_unit_warnings"]
+__all__ = ["Analysis", "analyze_runs", "head_scores", "margin_unit_warnings", "runs_by_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,30 @@ def margin_unit_warnings(margin_units: dict[str, dict[str, str | None]]) -> list
         return []
     listing = "; ".join(f"{unit}: {', '.join(where)}" for unit, where in by_unit.items())
     return [f"margins (and so AUM) are in different units across the compared runs and not comparable: {listing}"]
+
+
+def runs_by_kind(runs: pd.DataFrame) -> dict[str | None, list[str]]:
+    """The runs of each noise kind, for figures that put a study's noise levels side by side.
+
+    A run with ``noise_level`` 0 trained on clean data, so it belongs to **every** kind's group (a
+    study usually shares one clean run between its kinds). The other runs go to their
+    ``noise_kind`` (None when unknown). Without any noised run, one group holds every run under the
+    runs' own kind (the first one given). Runs keep their order; kinds follow first appearance.
+
+    >>> runs = pd.DataFrame({"run": ["clean", "lab50", "ir50"], "noise_level": [0.0, 0.5, 0.5],
+    ...                      "noise_kind": [None, "label", "inject-repair"]})
+    >>> runs_by_kind(runs)
+    {'label': ['clean', 'lab50'], 'inject-repair': ['clean', 'ir50']}
+    """
+    level = pd.to_numeric(runs["noise_level"], errors="coerce")
+    kinds = [None if pd.isna(k) else str(k) for k in runs["noise_kind"]]
+    clean = (level == 0).to_numpy()
+    noised = [k for k, c in zip(kinds, clean) if not c]
+    if not noised:
+        first = next((k for k in kinds if k is not None), None)
+        return {first: list(runs["run"])}
+    return {kind: [r for r, k, c in zip(runs["run"], kinds, clean) if c or k == kind]
+            for kind in dict.fromkeys(noised)}
 
 
 def _unique_names(dirs: Sequence[Path]) -> list[str]:
@@ -128,7 +152,8 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
     out = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()}
     if len(out["metrics"]):
         gap = generalization_gap(out["metrics"])
-        out["metrics"] = pd.concat([out["metrics"], gap], ignore_index=True)
+        baseline = always_no_bug(out["metrics"])
+        out["metrics"] = pd.concat([out["metrics"]] + [t for t in (gap, baseline) if len(t)], ignore_index=True)
         out["metrics"] = out["metrics"].merge(runs[_RUN_COLS], on="run", how="left")
     if len(out["detection"]):
         out["detection"] = out["detection"].merge(runs[_RUN_COLS].rename(columns={"noise_kind": "run_noise_kind"}),

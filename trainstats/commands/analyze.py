@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random calibration split of the noisy samples")
     parser.add_argument("--max-loss-samples", type=int, default=5000,
                         help="training losses kept per epoch, head and noise group for the histograms")
+    parser.add_argument("--paper", type=Path, default=None, metavar="CSV",
+                        help="the study's per-epoch results (e.g. shared/paper/varmisuse_results.csv: columns model, "
+                             "noise_kind, metric, head, split, epoch, noise_percent, value), drawn beside this study's "
+                             "curves; without it the report shows the paper's epoch-50 figures only")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -34,6 +38,15 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.cutoff_recall <= 1.0:
         print(f"trainstats analyze: --cutoff-recall must be in (0, 1]; received {args.cutoff_recall}", file=sys.stderr)
         return 2
+    published = None
+    if args.paper is not None:
+        from trainstats.analysis.paper import load_published
+
+        try:
+            published = load_published(args.paper)
+        except ValueError as exc:
+            print(f"trainstats analyze: --paper: {exc}", file=sys.stderr)
+            return 2
     if not args.quiet:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
@@ -45,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
         write_tables(analysis, args.out)
         target = args.out / "scores.parquet"
+        if published is not None:
+            print("trainstats analyze: --paper is drawn in the report; not used with --no-plots", file=sys.stderr)
     else:
         from trainstats.report import write_report
 
-        target = write_report(analysis, args.out)
+        target = write_report(analysis, args.out, paper=published)
     print(f"analysed {len(args.run_dirs)} run(s) in {t1 - t0:.1f} s, wrote {args.out} in "
           f"{time.perf_counter() - t1:.1f} s; open {target}")
     for m in analysis.messages:

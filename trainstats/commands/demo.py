@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"a smoke run, {expected_duration('quick')} on 2 CPU cores (tiny data and model; too "
                              "small to show memorization; the full demo takes "
                              f"{expected_duration('default')})")
+    parser.add_argument("--paper", type=Path, default=None, metavar="CSV",
+                        help="the study's per-epoch results CSV (e.g. shared/paper/varmisuse_results.csv), drawn in "
+                             "the report beside the demo's curves (see `trainstats analyze --paper`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_demo(out, data=args.data, source=args.source, levels=args.levels, kind=args.kind,
-                          seeds=args.seeds, settings=settings, progress=not args.quiet)
+                          seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
         return 2

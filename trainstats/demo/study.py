@@ -66,6 +66,7 @@ def run_demo(
     seeds: Sequence[int] = (0,),
     settings: DemoSettings = DEFAULT,
     progress: bool = True,
+    paper: str | os.PathLike | None = None,
 ) -> DemoResult:
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
@@ -77,12 +78,19 @@ def run_demo(
 
     The noise inducer noises only the ``train`` split, with ``seed`` as its seed; level 0 trains on the
     clean data. Each run's ``run.json`` config holds ``noise_level`` (fraction), ``noise_kind``, ``seed``.
+    ``paper``: the study's per-epoch CSV, drawn in the report beside the demo's curves (checked first,
+    before any training).
     """
     out = Path(out_dir)
     data_path = Path(data) if data is not None else None
     levels = [float(lv) for lv in levels]
     seeds = [int(s) for s in seeds]
     _check(levels, seeds, kind, data_path)
+    published = None
+    if paper is not None:
+        from trainstats.analysis.paper import load_published
+
+        published = load_published(paper)  # ValueError naming the file and line, before hours of training
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -139,7 +147,8 @@ def run_demo(
     from trainstats.report import write_report
 
     analysis = analyze_runs(run_dirs, progress=progress)
-    report = write_report(analysis, out / "report", title="trainstats demo: memorization under label noise")
+    report = write_report(analysis, out / "report", title=f"trainstats demo: memorization under {kind} noise",
+                          paper=published)
     timings["analyze"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     table = summarize(analysis)

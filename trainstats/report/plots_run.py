@@ -2,84 +2,74 @@
 
 Every function takes analysis tables (pandas) for one run, draws one PNG with matplotlib's Agg
 backend and returns its path, or returns None when the run lacks what the figure needs (the caller
-records why).
+records why). Legends sit outside the data (below the panels, or right of a panel).
 """
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from trainstats.analysis import DIRECTIONS, roc_curve, suspicion  # noqa: E402
+from trainstats.analysis import DIRECTIONS, SCORE_UNITS, roc_curve, suspicion
+from trainstats.report import style
+from trainstats.report.style import BASELINE, COLORS, HELDOUT, TRAIN, safe_name
 
 __all__ = ["COLORS", "safe_name", "learning_curves", "loss_histograms", "data_map", "score_distributions",
            "roc_curves"]
 
-COLORS = {"clean": "tab:blue", "noisy": "tab:red", "all": "0.3"}
 _MAX_POINTS = 20_000
 
 
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a run name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
-
-
-def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)):
+def _panels(n: int, ncols: int, panel: tuple[float, float], gap: tuple[float, float] = (0.85, 0.85),
+            right: float = 0.0):
     ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    # at least 7 inches wide so the figure title (the run name and what is shown) fits on one line
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(size[0] * ncols, 7.0), size[1] * nrows), squeeze=False)
-    for ax in axes.flat[n:]:
+    fig, axes = style.grid(math.ceil(n / ncols), ncols, panel=panel, gap=gap, right=right)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
         ax.set_visible(False)
-    return fig, list(axes.flat[:n])
-
-
-def _save(fig, path: Path, *, tight: bool = False) -> Path:
-    if tight:
-        fig.tight_layout()
-    else:  # fixed margins in inches: tight_layout costs a full extra draw per figure
-        w, h = fig.get_size_inches()
-        fig.subplots_adjust(left=0.75 / w, right=1 - 0.2 / w, bottom=0.6 / h, top=1 - 0.65 / h,
-                            wspace=0.4, hspace=0.6)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return fig, flat[:n]
 
 
 def learning_curves(metrics: pd.DataFrame, run: str, out: Path) -> Path | None:
-    """Accuracy per epoch, train (solid) and dev (dashed), clean vs noisy samples, one panel per head."""
+    """Accuracy per epoch, one panel per head: training rows of clean and of noisy samples (solid,
+    against the labels trained on) and held-out rows (dashed), with the held-out "always no bug" rate."""
     m = metrics[(metrics["run"] == run) & (metrics["metric"] == "accuracy") & (metrics["subset"] == "all")]
     heads = list(dict.fromkeys(m["head"]))
     if not len(m):
         return None
-    fig, axes = _grid(len(heads))
+    fig, axes = _panels(len(heads), 3, (3.0, 2.2))
     for ax, head in zip(axes, heads):
         h = m[m["head"] == head]
-        for (split, group), d in h.groupby(["split", "noise_group"], sort=False):
-            if group == "all" and split == "train":
-                continue
-            d = d.sort_values("epoch")
-            ax.plot(d["epoch"], d["value"], color=COLORS[group], ls="-" if split == "train" else "--",
-                    marker="o" if len(d) < 20 else None, ms=3, label=f"{split} {group}")
-        ax.set(title=f"{head}: accuracy", xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{run}: learning curves (solid = train, dashed = held-out)", fontsize=10)
-    return _save(fig, out / f"learning_curves_{safe_name(run)}.png")
+        held_out = [s for s in dict.fromkeys(h["split"]) if s != "train"]
+        series = [("train", "clean", "clean training samples", TRAIN, COLORS["clean"]),
+                  ("train", "noisy", "noisy training samples (vs noisy labels)", TRAIN, COLORS["noisy"])]
+        if not (h["noise_group"] == "noisy").any():
+            series = [("train", "all", "training samples", TRAIN, COLORS["clean"])]
+        for sp in held_out:  # held-out splits carry no noise: their 'clean' rows are all rows
+            series.append((sp, "all", f"held-out ({sp})", HELDOUT, COLORS["heldout"]))
+        for split, group, label, line, color in series:
+            d = h[(h["split"] == split) & (h["noise_group"] == group)]
+            style.draw(ax, style.over_seeds(d, [run]), color, line, label)
+        base = style.dev_baseline(metrics, head, [run])
+        if base is not None:
+            ax.axhline(base, label="always 'no bug' (held-out)", **BASELINE)
+        ax.set_title(f"{head}", fontsize=9)
+        style.epoch_axis(ax)
+        style.percent_axis(ax, f"{head} accuracy")
+    style.legend_below(fig, ncol=3)
+    style.suptitle(fig, f"{run}: accuracy per epoch, clean vs noisy training samples and held-out")
+    return style.save(fig, out / f"learning_curves_{safe_name(run)}.png")
 
 
 def loss_histograms(loss_samples: pd.DataFrame, run: str, out: Path, *, head: str | None = None,
                     max_panels: int = 6) -> Path | None:
-    """Training-loss histograms, clean vs noisy, for up to ``max_panels`` evenly spaced epochs."""
+    """Training-loss histograms, clean vs noisy, for up to ``max_panels`` evenly spaced epochs.
+
+    The x range ends at the 99.5th percentile of the losses shown; samples beyond it are not piled
+    into the last bin but counted in each panel's note."""
     d = loss_samples[loss_samples["run"] == run]
     if not len(d):
         return None
@@ -89,18 +79,25 @@ def loss_histograms(loss_samples: pd.DataFrame, run: str, out: Path, *, head: st
     pick = sorted({epochs[int(round(i))] for i in np.linspace(0, len(epochs) - 1, min(max_panels, len(epochs)))})
     hi = float(np.quantile(d["loss"], 0.995)) if len(d) else 1.0
     bins = np.linspace(0.0, max(hi, 1e-3), 40)
-    fig, axes = _grid(len(pick))
+    fig, axes = _panels(len(pick), 3, (2.9, 1.9))
     for ax, e in zip(axes, pick):
+        beyond = []
         for group in ("clean", "noisy"):
             v = d[(d["epoch"] == e) & (d["noise_group"] == group)]["loss"].to_numpy()
             if len(v):
-                ax.hist(np.clip(v, 0, bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5,
-                        color=COLORS[group],
-                        label=f"{group} (n={len(v)})")
-        ax.set(title=f"epoch {e}", xlabel=f"{head} loss (nats)", ylabel="density")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{run}: per-sample training loss, clean vs noisy (head {head})", fontsize=10)
-    return _save(fig, out / f"loss_hist_{safe_name(run)}.png")
+                ax.hist(v[v <= bins[-1]], bins=bins, weights=np.full(int((v <= bins[-1]).sum()), 1.0 / len(v)),
+                        histtype="stepfilled", alpha=0.5, color=COLORS[group], label=f"{group} samples")
+                over = int((v > bins[-1]).sum())
+                if over:
+                    beyond.append(f"{group}: {over} ({100 * over / len(v):.1f} %)")
+        if beyond:
+            ax.text(0.98, 0.97, f"> {bins[-1]:.2f} nats, not shown:\n" + "\n".join(beyond), ha="right", va="top",
+                    fontsize=6.5, transform=ax.transAxes, color="0.3")
+        ax.set(title=f"epoch {e}", xlabel=f"{head} training loss (nats)", ylabel="fraction of samples per bin")
+        ax.title.set_fontsize(9)
+    style.legend_below(fig, ncol=2)
+    style.suptitle(fig, f"{run}: per-sample training loss of clean vs noisy samples (head {head}; a sample of rows)")
+    return style.save(fig, out / f"loss_hist_{safe_name(run)}.png")
 
 
 def _sample(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
@@ -121,68 +118,78 @@ def data_map(scores: pd.DataFrame, heads: list[str], run: str, out: Path) -> Pat
     heads = [h for h in heads if f"{h}_confidence" in s and s[f"{h}_confidence"].notna().any()]
     if not heads:
         return None
-    fig, axes = _grid(len(heads), size=(4.6, 4.0))
+    fig, axes = _panels(len(heads), 3, (3.0, 2.6))
     for ax, head in zip(axes, heads):
         defined = s[s[f"{head}_confidence"].notna()]
         d = _sample(defined, _MAX_POINTS)
         for flag, group in ((False, "clean"), (True, "noisy")):
             g = d[d["noise"] == flag]
+            count = int((defined["noise"] == flag).sum())
+            if not count:
+                continue
             ax.scatter(g[f"{head}_variability"], g[f"{head}_confidence"], s=3, alpha=0.35, color=COLORS[group],
-                       label=f"{group} ({int((defined['noise'] == flag).sum())})", rasterized=True)
-        ax.set(title=f"{head}: data map", xlabel="variability (std of gold prob)", ylabel="confidence (mean gold prob)",
+                       label=f"{group} samples", rasterized=True)
+            ax.text(0.98, 0.02 + 0.07 * flag, f"{group}: {count}", ha="right", fontsize=7, color=COLORS[group],
+                    transform=ax.transAxes)
+        ax.set(title=head, xlabel="variability (std of gold probability)", ylabel="confidence (mean gold probability)",
                ylim=(-0.02, 1.02))
-        ax.legend(fontsize=7, markerscale=3)
-    fig.suptitle(f"{run}: data map (top-left easy, bottom-left hard-to-learn, right ambiguous)", fontsize=10)
-    return _save(fig, out / f"data_map_{safe_name(run)}.png")
+        ax.title.set_fontsize(9)
+    style.legend_below(fig, ncol=2, markerscale=4)
+    style.suptitle(fig, f"{run}: data map (top left easy, bottom left hard to learn, right ambiguous)")
+    return style.save(fig, out / f"data_map_{safe_name(run)}.png")
 
 
 def score_distributions(scores: pd.DataFrame, head: str, run: str, out: Path, *,
                         max_points: int = 200_000) -> Path | None:
-    """Histogram of each score, clean vs noisy (inf = never learned, counted in the text box).
+    """Histogram of each score, clean vs noisy (inf = never learned, counted in the panel's note).
 
-    Densities are drawn from at most ``max_points`` random samples; the inf counts use all samples.
-    """
+    Densities are drawn from at most ``max_points`` random samples; the inf counts use all samples;
+    values beyond the 99.5th percentile are counted in the note, not piled into the last bin."""
     s = _run_rows(scores, run, [f"{head}_{n}" for n in DIRECTIONS])
     names = [n for n in DIRECTIONS if f"{head}_{n}" in s and s[f"{head}_{n}"].notna().any()]
     if not names:
         return None
     sub = _sample(s, max_points)
-    fig, axes = _grid(len(names), ncols=4, size=(3.6, 2.8))
+    fig, axes = _panels(len(names), 4, (2.4, 1.7), gap=(0.75, 0.8))
     for ax, name in zip(axes, names):
         v_all = s[f"{head}_{name}"].to_numpy(np.float64)
         v = sub[f"{head}_{name}"].to_numpy(np.float64)
         finite = np.isfinite(v)
+        ax.set(xlabel=SCORE_UNITS.get(name, name), ylabel="fraction of samples")
+        arrow = "high" if DIRECTIONS[name] > 0 else "low"
+        ax.set_title(f"{name} ({arrow} = noisy)", fontsize=8.5)
         if not finite.any():
             ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
             continue
         lo, hi = np.quantile(v[finite], [0.0, 0.995])
-        bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
         text = []
         for flag, group in ((False, "clean"), (True, "noisy")):
-            m = (sub["noise"].to_numpy() == flag)
+            m = sub["noise"].to_numpy() == flag
             x = v[m & finite]
+            shown = x[x <= bins[-1]]
             if len(x):
-                ax.hist(np.clip(x, bins[0], bins[-1]), bins=bins, density=True, histtype="stepfilled", alpha=0.5,
-                        color=COLORS[group],
-                        label=group)
+                ax.hist(shown, bins=bins, weights=np.full(len(shown), 1.0 / len(x)), histtype="stepfilled",
+                        alpha=0.5, color=COLORS[group], label=f"{group} samples")
             n_inf = int(((s["noise"].to_numpy() == flag) & np.isinf(v_all)).sum())
             if n_inf:
-                text.append(f"{group}: {n_inf} inf")
+                text.append(f"{group}: {n_inf} never learned (inf)")
+            if len(x) - len(shown):
+                text.append(f"{group}: {len(x) - len(shown)} > {bins[-1]:.3g}")
         if text:
-            ax.text(0.98, 0.6, "\n".join(text), ha="right", fontsize=7, transform=ax.transAxes)
-        arrow = "high" if DIRECTIONS[name] > 0 else "low"
-        ax.set_title(f"{name} ({arrow} = noisy)", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{run}: score distributions, head {head}", fontsize=10)
-    return _save(fig, out / f"scores_{safe_name(run)}_{safe_name(head)}.png")
+            ax.text(0.98, 0.97, "\n".join(text), ha="right", va="top", fontsize=6, color="0.3", transform=ax.transAxes)
+    style.legend_below(fig, ncol=2)
+    style.suptitle(fig, f"{run}: distribution of every score, clean vs noisy samples (head {head})")
+    return style.save(fig, out / f"scores_{safe_name(run)}_{safe_name(head)}.png")
 
 
 def roc_curves(scores: pd.DataFrame, heads: list[str], run: str, out: Path, *,
                detection: pd.DataFrame | None = None, max_points: int = 200_000) -> Path | None:
-    """ROC curve of every score (noisy = positive), one panel per head.
+    """ROC curve of every score (noisy = positive), one panel per head, legend right of each panel.
 
     Curves are drawn from at most ``max_points`` randomly chosen samples (indistinguishable by eye);
-    the AUROC in the legend is the exact one from ``detection`` when given.
+    the AUROC and its 95 % CI in the legend are the exact ones from ``detection`` when given, and the
+    calibrated cut-off of each score is a dot at its (false-positive rate, recall).
     """
     s = _run_rows(scores, run, [f"{h}_{n}" for h in heads for n in DIRECTIONS])
     if len(s) > max_points:
@@ -196,8 +203,8 @@ def roc_curves(scores: pd.DataFrame, heads: list[str], run: str, out: Path, *,
     exact = {}
     if detection is not None and len(detection):
         d = detection[(detection["run"] == run) & (detection["noise_kind"] == "all")]
-        exact = {(h, sc): v for h, sc, v in zip(d["head"], d["score"], d["auroc"])}
-    fig, axes = _grid(len(panels), size=(4.4, 4.0))
+        exact = {(r.head, r.score): r for r in d.itertuples(index=False)}
+    fig, axes = _panels(len(panels), 2, (2.8, 2.8), gap=(2.9, 0.85), right=2.9)  # the legends sit in the gaps
     cmap = plt.get_cmap("tab10")
     for ax, head in zip(axes, panels):
         for i, name in enumerate(n for n in DIRECTIONS if f"{head}_{n}" in s):
@@ -207,13 +214,21 @@ def roc_curves(scores: pd.DataFrame, heads: list[str], run: str, out: Path, *,
             if not y.any() or y.all():
                 continue
             fpr, tpr = roc_curve(y, sus[ok])
-            auc = exact.get((head, name), float(np.trapezoid(tpr, fpr)))
+            row = exact.get((head, name))
             if len(fpr) > 2000:  # thin very long curves; keep both ends
                 keep = np.unique(np.linspace(0, len(fpr) - 1, 2000).astype(int))
                 fpr, tpr = fpr[keep], tpr[keep]
-            ax.plot(fpr, tpr, color=cmap(i % 10), lw=1.2, label=f"{name} {auc:.3f}")
-        ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
-        ax.set(title=f"{head}: ROC (noisy = positive)", xlabel="false-positive rate", ylabel="true-positive rate")
-        ax.legend(fontsize=6, title="score  AUROC", title_fontsize=7)
-    fig.suptitle(f"{run}: how well each score finds the noisy samples", fontsize=10)
-    return _save(fig, out / f"roc_{safe_name(run)}.png")
+            if row is not None and np.isfinite(row.auroc_ci_low):
+                label = f"{name}  {row.auroc:.3f} [{row.auroc_ci_low:.2f}, {row.auroc_ci_high:.2f}]"
+            else:
+                label = f"{name}  {row.auroc if row is not None else np.trapezoid(tpr, fpr):.3f}"
+            ax.plot(fpr, tpr, color=cmap(i % 10), lw=1.2, label=label)
+            if row is not None and np.isfinite(row.cutoff_fpr):
+                ax.plot([row.cutoff_fpr], [row.cutoff_recall], "o", color=cmap(i % 10), ms=4)
+        ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1, label="chance")
+        ax.set(title=f"{head}", xlabel="false-positive rate (clean samples flagged)",
+               ylabel="true-positive rate (noisy found)", xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+        ax.title.set_fontsize(9)
+        style.legend_right(ax, fontsize=6.5, title="score  AUROC [95 % CI]")
+    style.suptitle(fig, f"{run}: ROC of each score for finding the noisy samples (dot = calibrated cut-off)")
+    return style.save(fig, out / f"roc_{safe_name(run)}.png")
