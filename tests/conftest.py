@@ -4,8 +4,9 @@ Every test that reads GREAT data takes ``great_dev_dir``, which runs it on shard
 itself (:mod:`great_data`: built from stdlib modules plus hand-written lines for the real data's
 quirks) and, where the real GREAT dev shards exist (``../shared/data/great/dev`` or
 ``$TRAINSTATS_SHARED/data/great/dev``), a second time on those. A few tests compare against GREAT's
-own output and need the real shards (``real_great_dev_dir``); without them they are not collected
-(the run's header and summary say so), so a fresh clone skips only what needs a GREAT checkout.
+own output and need the real shards (``real_great_dev_dir``), and one checks the shipped headline table
+against the paper's own CSV (``shared_paper_csv``); without that data they are not collected (the
+run's summary says so), so a fresh clone skips only what needs a GREAT checkout.
 """
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ def _shared_dir() -> Path:
 
 REAL_DEV_DIR = _shared_dir() / "data" / "great" / "dev"
 HAVE_REAL = REAL_DEV_DIR.is_dir() and any(REAL_DEV_DIR.iterdir())
-_NOT_RUN: list[str] = []
+PAPER_CSV = _shared_dir() / "paper" / "varmisuse_results.csv"
+#: fixtures of data that only ../shared has -> where it was looked for, when it is missing
+_MISSING = {name: path for name, path, present in (
+    ("real_great_dev_dir", REAL_DEV_DIR, HAVE_REAL),
+    ("shared_paper_csv", PAPER_CSV, PAPER_CSV.is_file())) if not present}
+_NOT_RUN: dict[str, list[str]] = {}
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +49,14 @@ def real_great_dev_dir() -> Path:
     return REAL_DEV_DIR
 
 
+@pytest.fixture(scope="session")
+def shared_paper_csv() -> Path:
+    """The study's per-epoch results CSV in ``../shared/paper`` (tests taking it are not collected without it)."""
+    if not PAPER_CSV.is_file():
+        pytest.skip(f"the study's CSV is not at {PAPER_CSV} (set TRAINSTATS_SHARED to the shared/ folder)")
+    return PAPER_CSV
+
+
 @pytest.fixture(scope="session", params=["built", "real"] if HAVE_REAL else ["built"])
 def great_dev_dir(request) -> Path:
     """GREAT-format dev shards: the suite's own (``[built]``), and the real ones (``[real]``) where present."""
@@ -56,13 +70,17 @@ def preferred_great_dev_dir(request) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    if HAVE_REAL:
-        return
-    real_only = [item for item in items if "real_great_dev_dir" in getattr(item, "fixturenames", ())]
-    if real_only:
-        _NOT_RUN.extend(item.nodeid for item in real_only)
-        config.hook.pytest_deselected(items=real_only)
-        items[:] = [item for item in items if item not in real_only]
+    kept, dropped = [], []
+    for item in items:
+        missing = [name for name in getattr(item, "fixturenames", ()) if name in _MISSING]
+        if missing:
+            _NOT_RUN.setdefault(missing[0], []).append(item.nodeid)
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_report_header(config):
@@ -73,7 +91,8 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _NOT_RUN:
+    what = {"real_great_dev_dir": "the real GREAT dev shards", "shared_paper_csv": "the study's per-epoch CSV"}
+    for fixture, ids in _NOT_RUN.items():
         terminalreporter.write_line(
-            f"{len(_NOT_RUN)} test(s) need the real GREAT dev shards (not found at {REAL_DEV_DIR}) and were "
-            f"not collected: {', '.join(_NOT_RUN)}")
+            f"{len(ids)} test(s) need {what[fixture]} (not found at {_MISSING[fixture]}; set TRAINSTATS_SHARED) "
+            f"and were not collected: {', '.join(ids)}")
