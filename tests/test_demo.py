@@ -22,7 +22,7 @@ def quick_demo(tmp_path_factory):
 
     buf = io.StringIO()
     with redirect_stdout(buf):
-        rc = main(["demo", "--quick", "--quiet", "--out", str(out)])
+        rc = main(["demo", "--quick", "--quiet", "--monitor", "--out", str(out)])
     return rc, out, buf.getvalue()
 
 
@@ -77,3 +77,19 @@ def test_quick_demo_numbers_are_sane(quick_demo):
     last = read(out / "runs" / "label-noise000-seed0", split="train")
     last = last[last["epoch"] == last["epoch"].max()]
     assert summary[0]["train_acc"] == pytest.approx(last["joint_correct"].mean())
+
+
+def test_quick_demo_monitor_wrote_tensorboard_and_signals(quick_demo):
+    rc, out, stdout = quick_demo
+    pytest.importorskip("tensorboard")
+    from trainstats.store import monitor_dir
+
+    assert "tensorboard --logdir" in stdout
+    for name, flags in (("label-noise000-seed0", False), ("label-noise050-seed0", True)):
+        folder = monitor_dir(out / "runs" / name)
+        assert any(p.name.startswith("events.out.tfevents") for p in folder.iterdir())
+        signals = pd.read_parquet(folder / "signals.parquet")
+        assert sorted(signals["epoch"].unique()) == [0, 1] and {"loc", "rep", "joint"} <= set(signals["head"])
+        assert ("auroc_csl" in set(signals["metric"])) == flags
+        onset = json.loads((folder / "onset.json").read_text())
+        assert onset["acting_rule"] == ("flags" if flags else "loss") and onset["epochs_monitored"] == 2

@@ -218,3 +218,32 @@ def test_resume_continues_the_run_without_duplicate_rows(setup):
     expected = {sid for sid, ex in iter_examples(eval_shard) if len(ex["source_tokens"]) <= 256}
     assert set(ev["split"].astype(str)) == {"eval"}
     assert sorted(ev["sample_id"].astype(str)) == sorted(expected)
+
+
+def test_monitor_signals_per_great_step_match_the_log(setup):
+    """``--monitor``: TensorBoard events and signals per GREAT step; the monitor's held-out accuracies are
+    GREAT's own numbers in log.txt (no-bug = loc on bug-free, joint = joint on buggy)."""
+    import json
+
+    import pandas as pd
+
+    train_ids = [sid for sid, _ in iter_examples(next(iter((setup / "data" / "train").iterdir())))]
+    manifest = setup / "monitor-manifest.parquet"
+    pq.write_table(pa.table({"sample_id": train_ids[::3], "noise_kind": ["label"] * len(train_ids[::3])}), manifest)
+    run = setup / "monitor" / "run"
+    out = _cli(setup, "monitor", steps=2, extra=["--stats", run, "--noise-manifest", manifest, "--seed", "5",
+                                                "--monitor", "--on-onset", "stop"])
+    assert "Evaluation result" in out
+    signals = pd.read_parquet(run / "monitor" / "signals.parquet")
+    assert sorted(signals["epoch"].unique()) == [0, 1] and set(signals["head"]) == {"loc", "rep", "joint"}
+    dev = signals[(signals.split == "dev") & (signals.metric == "accuracy") & (signals.noise_group == "all")]
+    for epoch, (_, _, accs) in enumerate(_log(setup / "monitor" / "log.txt")):
+        acc = dev[dev.epoch == epoch].set_index(["head", "subset"])["value"]
+        no_bug, loc, rep, joint = accs.split(", ")
+        assert _percent(acc[("loc", "bug_free")]) == no_bug and _percent(acc[("joint", "buggy")]) == joint
+        assert _percent(acc[("rep", "buggy")]) == rep
+    noisy = signals[(signals.split == "train") & (signals.noise_group == "noisy")]
+    assert len(noisy) and (signals.metric == "auroc_csl").any()
+    doc = json.loads((run / "monitor" / "onset.json").read_text())
+    assert doc["head"] == "joint" and doc["acting_rule"] == "flags" and doc["epochs_monitored"] == 2
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "monitor").iterdir())

@@ -1,5 +1,6 @@
-"""``trainstats demo``: build data, noise it at several levels, train one small model per level with
-per-sample capture, analyse the runs, and print the report's path and a short summary."""
+"""``trainstats demo``: build data, noise it per kind and level, train one small model per run with
+per-sample capture (one clean run shared by the kinds), analyse the runs, and print the report's path and
+a summary beside the paper's figures."""
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,15 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if not kinds:
+        raise argparse.ArgumentTypeError(f"expected noise kinds such as label,inject-repair; received {text!r}")
+    return kinds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from trainstats.demo.settings import expected_duration
+    from trainstats.demo.settings import DEFAULT_LEVELS, GRID_LEVELS, STUDY_KINDS, expected_duration
 
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: a new folder trainstats-demo-XXXX in the current directory)")
@@ -39,10 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "running Python's standard library)")
     parser.add_argument("--source", type=Path, default=None,
                         help="Python source tree to build the data from (default: the standard library)")
-    parser.add_argument("--levels", type=_levels, default=[0.0, 0.25, 0.5],
-                        help="noise levels in percent, comma-separated (default: 0,25,50); 0.5 looks like a "
-                             "fraction and is refused: write 50, or 0.5%% for half a percent")
-    parser.add_argument("--kind", default="label", help="noise kind (default: label; see `trainstats noise --help`)")
+    parser.add_argument("--levels", type=_levels, default=None,
+                        help="noise levels in percent, comma-separated (default: "
+                             f"{','.join(f'{100 * v:g}' for v in DEFAULT_LEVELS)}; --grid: "
+                             f"{','.join(f'{100 * v:g}' for v in GRID_LEVELS)}); 0.5 looks like a fraction and is refused: "
+                             "write 50, or 0.5%% for half a percent")
+    parser.add_argument("--grid", action="store_true",
+                        help="the study's whole grid: both kinds at " + "/".join(f"{100 * v:g}" for v in GRID_LEVELS)
+                             + " %% with one shared clean run")
+    parser.add_argument("--kind", type=_kinds, default=list(STUDY_KINDS), metavar="KIND[,KIND]",
+                        help=f"noise kind(s), comma-separated (default: {','.join(STUDY_KINDS)}; "
+                             "see `trainstats noise --help`)")
     parser.add_argument("--seeds", type=_ints, default=[0], help="seeds, comma-separated (default: 0)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per run (default: preset's)")
     parser.add_argument("--model", choices=["great", "transformer"], default=None,
@@ -57,11 +72,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the study's per-epoch results CSV (e.g. shared/paper/varmisuse_results.csv), drawn in "
                              "the report beside the demo's curves (see `trainstats analyze --paper`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--monitor", action="store_true",
+                        help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
+                             "summaries and onset detection in OUT/runs/<run>/monitor (see docs/monitor.md)")
+    parser.add_argument("--on-onset", choices=["log", "stop", "restore"], default="log",
+                        help="with --monitor, at the memorization onset: record it (default), stop training, or "
+                             "stop and restore the onset epoch's weights")
 
 
 def run(args: argparse.Namespace) -> int:
     from trainstats.demo import DEFAULT, QUICK
+    from trainstats.demo.settings import DEFAULT_LEVELS, GRID_LEVELS
 
+    levels = args.levels if args.levels is not None else list(GRID_LEVELS if args.grid else DEFAULT_LEVELS)
+    if args.grid and args.levels is not None:
+        print("trainstats demo: give --grid or --levels, not both", file=sys.stderr)
+        return 2
     settings = QUICK if args.quick else DEFAULT
     changes = {}
     if args.epochs is not None:
@@ -92,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     from trainstats.demo import format_summary, run_demo
 
     try:
-        result = run_demo(out, data=args.data, source=args.source, levels=args.levels, kind=args.kind,
-                          seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper)
+        result = run_demo(out, data=args.data, source=args.source, levels=levels, kinds=args.kind,
+                          seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper,
+                          monitor={"on_onset": args.on_onset} if args.monitor else None)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
         return 2
@@ -101,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"trainstats demo: {len(result.run_dirs)} run(s) in {t['total']:.0f} s; everything is in {result.out_dir}")
     print(f"report: {result.report}")
     print()
-    print("Accuracy at the last epoch (joint = bug location right and, for buggy code, repair right).")
-    print("'noisy' = noised training samples scored against their noised labels (what was memorized);")
-    print("'noisy->buggy' = correct code given a made-up bug, which only memorization can fit.")
-    print("dev: clean held-out code, all / buggy examples, and repair on buggy ones. See docs/demo.md.")
+    print("Training accuracy is scored against the labels as trained on (noisy); held-out = clean dev code.")
+    print("'memorized': the noised group only memorization can fit, against its noisy labels. See docs/demo.md.")
     print(format_summary(result.summary))
+    if args.monitor:
+        print(f"\nlive monitor: tensorboard --logdir {result.out_dir / 'runs'}  (signals and onsets: "
+              "runs/<run>/monitor/signals.parquet, onset.json)")
     return 0

@@ -1,7 +1,7 @@
 """``trainstats great train``: GREAT's run_model.py from a checkout, with per-sample statistics.
 
     trainstats great train --checkout PATH DATA vocab.txt config.yml -m MODELS -l LOG --stats RUN_DIR \\
-        [--noise-manifest M] [--seed N] [-e 1]
+        [--noise-manifest M] [--seed N] [--monitor [--on-onset stop]] [-e 1]
 
 Arguments after ``--checkout`` are GREAT's own (see ``integrations/great/README.md``).
 """
@@ -28,13 +28,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     # load_checkout checks the checkout, then sets TF_USE_LEGACY_KERAS=1 and verifies it took effect.
-    from trainstats.great.main import run_great
+    from trainstats.great.main import monitor_options, run_great
 
     try:
         return run_great(checkout=args.checkout, data_path=args.data_path, vocabulary_path=args.vocabulary_path,
                          config_path=args.config, models=args.models, log_path=args.log,
                          eval_only=args.eval_only, stats=args.stats, noise_manifest=args.noise_manifest,
-                         seed=args.seed, echo=lambda line: print(line, flush=True))
+                         seed=args.seed, echo=lambda line: print(line, flush=True), monitor=monitor_options(args))
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"trainstats great: error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The demo's pipeline: data -> noise per level -> one captured training run per level -> analysis -> report."""
+"""The demo's pipeline: data -> noise per kind and level -> one captured training run each -> analysis -> report."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .settings import DEFAULT, DemoSettings
-from .summary import summarize
+from .plan import DemoState, PlannedRun, fingerprint, plan_runs, run_name
+from .settings import DEFAULT, DEFAULT_LEVELS, STUDY_KINDS, DemoSettings
+from .summary import format_summary, summarize
 
 __all__ = ["DemoResult", "run_demo", "run_name"]
 
@@ -30,14 +31,10 @@ class DemoResult:
     messages: list[str] = field(default_factory=list)
 
 
-def run_name(kind: str, level: float, seed: int) -> str:
-    """``label-noise025-seed0``: the run directory name for one (kind, level, seed)."""
-    return f"{kind}-noise{round(level * 100):03d}-seed{seed}"
-
-
-def _check(levels: Sequence[float], seeds: Sequence[int], kind: str, data: Path | None) -> None:
+def _check(levels: Sequence[float], seeds: Sequence[int], kinds: Sequence[str], data: Path | None,
+           source: Path | None) -> None:
     if not levels:
-        raise ValueError("levels is empty; expected at least one noise level, e.g. [0.0, 0.25, 0.5]")
+        raise ValueError("levels is empty; expected at least one noise level, e.g. [0.0, 0.5]")
     bad = [lv for lv in levels if not isinstance(lv, (int, float)) or not 0.0 <= lv <= 1.0]
     if bad:
         raise ValueError(f"noise levels must be fractions in [0, 1]; received {bad}")
@@ -45,15 +42,50 @@ def _check(levels: Sequence[float], seeds: Sequence[int], kind: str, data: Path 
         raise ValueError(f"seeds must be non-negative ints; received {list(seeds)}")
     from trainstats.noise import available_kinds
 
-    if kind not in available_kinds():
-        raise ValueError(f"unknown noise kind {kind!r}; expected one of {sorted(available_kinds())}")
+    if not kinds:
+        raise ValueError(f"kinds is empty; expected some of {sorted(available_kinds())}")
+    unknown = [k for k in kinds if k not in available_kinds()]
+    if unknown:
+        raise ValueError(f"unknown noise kind(s) {unknown}; expected some of {sorted(available_kinds())}")
+    if data is not None and source is not None:
+        raise ValueError("give data (existing shards) or source (a tree to build from), not both")
     if data is not None:
         from trainstats.varmisuse import list_shards
 
+        if not data.is_dir():
+            raise ValueError(f"--data {data}: not a directory (expected a folder with train/ and dev/ GREAT shards)")
         for split in ("train", "dev"):
             if not list_shards(data, split=split):
                 raise ValueError(f"--data {data}: no {split!r} shards found (expected "
                                  f"{split}__VARIABLE_MISUSE__SStuB.txt-NNNNN-of-NNNNN files, e.g. in {data / split})")
+    if source is not None and not source.exists():
+        raise ValueError(f"--source {source}: no such file or directory")
+
+
+def _build(out: Path, source: Path | None, settings: DemoSettings, state: DemoState, say, progress: bool) -> Path:
+    """The clean data under ``out/data/clean``, built once per build fingerprint."""
+    from trainstats.varmisuse.builder import build_varmisuse
+
+    data_path = out / "data" / "clean"
+    key = fingerprint("build", None if source is None else str(source.resolve()), settings.max_functions,
+                      list(settings.split_fractions), settings.max_tokens, 0)
+    if state.get("data") == key and (data_path / "build_summary.json").is_file():
+        say(f"data: reusing {data_path}")
+        return data_path
+    state.set("data", None)
+    say(f"building VarMisuse data from {'the standard library' if source is None else source} -> {data_path}")
+    summary = build_varmisuse(source, data_path, seed=0, max_functions=settings.max_functions,
+                              split_fractions=settings.split_fractions, max_tokens=settings.max_tokens,
+                              overwrite=True, progress=progress)
+    where = "the standard library" if source is None else str(source)
+    if summary.examples.get("train", 0) == 0 or summary.examples.get("dev", 0) == 0:
+        raise ValueError(f"{where}: no usable function of at most {settings.max_tokens} tokens in the "
+                         f"{'train' if summary.examples.get('train', 0) == 0 else 'dev'} split "
+                         f"({summary.n_files} .py files, {summary.n_functions} functions, "
+                         f"{summary.n_functions_used} usable; skipped: {summary.skipped_functions or 'none'}); "
+                         f"expected a tree of Python files with functions that use at least two variables")
+    state.set("data", key)
+    return data_path
 
 
 def run_demo(
@@ -61,37 +93,50 @@ def run_demo(
     *,
     data: str | os.PathLike | None = None,
     source: str | os.PathLike | None = None,
-    levels: Sequence[float] = (0.0, 0.25, 0.5),
-    kind: str = "label",
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    kinds: Sequence[str] | str = STUDY_KINDS,
     seeds: Sequence[int] = (0,),
     settings: DemoSettings = DEFAULT,
     progress: bool = True,
     paper: str | os.PathLike | None = None,
+    callbacks: Callable[[PlannedRun, Path], list] | None = None,
+    monitor: dict[str, Any] | None = None,
 ) -> DemoResult:
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
-    Layout: ``data/clean`` (built from ``source``, the running Python's standard library by default,
-    unless ``data`` names existing GREAT shards with ``train`` and ``dev`` splits),
-    ``data/<run name>`` (the noised training split and its ``noise_manifest.parquet``),
-    ``runs/<run name>`` (run directories), ``report/index.html`` (``trainstats analyze``'s report),
-    ``summary.json`` / ``summary.txt`` and ``demo.json`` (settings and timings).
+    Runs: per seed one clean run (level 0, shared by all kinds) and one run per kind and non-zero
+    level (:func:`trainstats.demo.plan.plan_runs`). Layout: ``data/clean`` (built from ``source``,
+    the running Python's standard library by default, unless ``data`` names existing GREAT shards with
+    ``train`` and ``dev`` splits), ``data/<run name>`` (the noised training split and its
+    ``noise_manifest.parquet``), ``runs/<run name>`` (run directories), ``checkpoints/<run name>``
+    (while a run trains), ``report/index.html`` (``trainstats analyze``'s report), ``summary.json`` /
+    ``summary.txt``, ``demo.json`` (settings and timings) and ``demo_state.json``.
 
-    The noise inducer noises only the ``train`` split, with ``seed`` as its seed; level 0 trains on the
-    clean data. Each run's ``run.json`` config holds ``noise_level`` (fraction), ``noise_kind``, ``seed``.
-    ``paper``: the study's per-epoch CSV, drawn in the report beside the demo's curves (checked first,
-    before any training).
+    Re-running into the same folder skips the runs that finished with the same settings and data,
+    resumes a killed run from its last finished epoch, and redoes the analysis. The noise inducer
+    noises only the ``train`` split, with the run's seed. Each run's ``run.json`` config holds
+    ``noise_level`` (fraction), ``noise_kind`` (None for the clean run) and ``seed``. ``paper``: the
+    study's per-epoch CSV, drawn in the report beside the demo's curves (checked before any
+    training). ``callbacks(run, run_dir)``: extra Keras callbacks for a run's ``fit``.
+    ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
+    onset files in ``runs/<run name>/monitor``); None: no monitor.
     """
+    import shutil
+
     out = Path(out_dir)
     data_path = Path(data) if data is not None else None
-    levels = [float(lv) for lv in levels]
+    source_path = Path(source) if source is not None else None
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    levels = sorted({float(lv) for lv in levels})
     seeds = [int(s) for s in seeds]
-    _check(levels, seeds, kind, data_path)
+    _check(levels, seeds, kinds, data_path, source_path)
     published = None
     if paper is not None:
         from trainstats.analysis.paper import load_published
 
         published = load_published(paper)  # ValueError naming the file and line, before hours of training
     out.mkdir(parents=True, exist_ok=True)
+    state = DemoState(out)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -100,46 +145,52 @@ def run_demo(
             print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
     if data_path is None:
-        from trainstats.varmisuse.builder import build_varmisuse
-
-        data_path = out / "data" / "clean"
-        say(f"building VarMisuse data from {'the standard library' if source is None else source} -> {data_path}")
-        build_varmisuse(source, data_path, seed=0, max_functions=settings.max_functions,
-                        split_fractions=settings.split_fractions, max_tokens=settings.max_tokens, overwrite=True,
-                        progress=progress)
+        data_path = _build(out, source_path, settings, state, say, progress)
         timings["build"] = time.perf_counter() - t0
 
     from trainstats.noise import MANIFEST_NAME, induce_noise
 
     from .train import train_run
 
+    planned = plan_runs(kinds, levels, seeds)
+    data_key = state.get("data") if data is None else fingerprint("data", str(data_path.resolve()))
     run_dirs: list[Path] = []
-    runs_root = out / "runs"
-    for seed in seeds:
-        for level in levels:
-            name = run_name(kind, level, seed)
-            train_dir, manifest = data_path, None
-            if level > 0:
-                t = time.perf_counter()
-                train_dir = out / "data" / name
-                say(f"noise: {kind} at {level:.0%} of the training split (seed {seed}) -> {train_dir}")
-                induce_noise(data_path, train_dir, kind=kind, level=level, seed=seed, split="train", force=True,
-                             workers=1, progress=progress)
-                manifest = train_dir / MANIFEST_NAME
-                timings[f"noise:{name}"] = time.perf_counter() - t
-            run_dir = runs_root / name
-            if run_dir.exists():
-                import shutil
-
-                shutil.rmtree(run_dir)
+    for i, run in enumerate(planned, start=1):
+        run_dir = out / "runs" / run.name
+        backup = out / "checkpoints" / run.name
+        key = fingerprint(settings.to_dict(), data_key, run.kind, run.level, run.seed)
+        record = state.run(run.name)
+        run_dirs.append(run_dir)
+        if record.get("fingerprint") == key and record.get("done") and run_dir.is_dir():
+            say(f"[{i}/{len(planned)}] {run.name}: finished earlier, skipped")
+            continue
+        resuming = record.get("fingerprint") == key and run_dir.is_dir()
+        if not resuming:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(backup, ignore_errors=True)
+        state.set_run(run.name, fingerprint=key, done=False)
+        train_dir, manifest = data_path, None
+        if run.kind is not None:
             t = time.perf_counter()
-            say(f"training {settings.model} ({settings.epochs} epochs) -> {run_dir}")
-            train_run(train_dir, data_path, run_dir, settings=settings, seed=seed, noise_manifest=manifest,
-                      config={"noise_level": level, "noise_kind": kind, "data": str(data_path),
-                              "train_data": str(train_dir)},
-                      progress=progress, desc=name)
-            timings[f"train:{name}"] = time.perf_counter() - t
-            run_dirs.append(run_dir)
+            train_dir = out / "data" / run.name
+            say(f"[{i}/{len(planned)}] noise: {run.kind} at {run.level:.0%} of the training split (seed {run.seed}) "
+                f"-> {train_dir}")
+            induce_noise(data_path, train_dir, kind=run.kind, level=run.level, seed=run.seed, split="train",
+                         force=True, workers=1, progress=progress)
+            manifest = train_dir / MANIFEST_NAME
+            timings[f"noise:{run.name}"] = time.perf_counter() - t
+        t = time.perf_counter()
+        say(f"[{i}/{len(planned)}] {'resuming' if resuming else 'training'} {settings.model} "
+            f"({settings.epochs} epochs) -> {run_dir}")
+        result = train_run(train_dir, data_path, run_dir, settings=settings, seed=run.seed, noise_manifest=manifest,
+                           config={"noise_level": run.level, "noise_kind": run.kind, "data": str(data_path),
+                                   "train_data": str(train_dir)},
+                           backup_dir=backup, callbacks=callbacks(run, run_dir) if callbacks else None,
+                           progress=progress, desc=run.name, monitor=monitor)
+        timings[f"train:{run.name}"] = time.perf_counter() - t
+        state.set_run(run.name, fingerprint=key, done=True, seconds=round(result["seconds"], 1),
+                      samples_per_s=result["samples_per_s"], n_train=result["n_train"], n_dev=result["n_dev"])
+        shutil.rmtree(backup, ignore_errors=True)
 
     t = time.perf_counter()
     say(f"analysing {len(run_dirs)} run(s) -> {out / 'report'}")
@@ -147,19 +198,18 @@ def run_demo(
     from trainstats.report import write_report
 
     analysis = analyze_runs(run_dirs, progress=progress)
-    report = write_report(analysis, out / "report", title=f"trainstats demo: memorization under {kind} noise",
-                          paper=published)
+    title = f"trainstats demo: memorization under {' and '.join(kinds)} noise"
+    report = write_report(analysis, out / "report", title=title, paper=published)
     timings["analyze"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     table = summarize(analysis)
     result = DemoResult(out_dir=out, report=report, run_dirs=run_dirs, summary=table, timings=timings,
                         messages=list(analysis.messages))
     (out / "summary.json").write_text(json.dumps(table, indent=2))
-    from .summary import format_summary
-
     (out / "summary.txt").write_text(format_summary(table) + "\n")
     (out / "demo.json").write_text(json.dumps({
-        "settings": settings.to_dict(), "levels": levels, "kind": kind, "seeds": seeds,
+        "settings": settings.to_dict(), "levels": levels, "kinds": kinds, "seeds": seeds,
         "data": str(data_path), "report": str(report), "runs": [str(d) for d in run_dirs],
+        "train_samples_per_s": {name: rec.get("samples_per_s") for name, rec in state.data["runs"].items()},
         "timings_s": {k: round(v, 2) for k, v in timings.items()}}, indent=2))
     return result

@@ -100,7 +100,7 @@ def _tracker(great: GreatCheckout, model: Any, model_path: str | None, log_path:
 
 def evaluate(great: GreatCheckout, data: Any, config: dict, model: Any, *, is_heldout: bool = True,
              recorder: GreatRecorder | None = None, epoch: int = 0, step: int = 0,
-             echo: Echo = log.info) -> list:
+             echo: Echo = log.info, monitor: Any = None) -> list:
     """One held-out pass (``dev``, cut off after ``max_valid_samples``) or the full ``eval`` pass.
 
     Returns GREAT's four accuracies (no-bug, bug localization, repair, joint), like GREAT's ``evaluate``.
@@ -115,8 +115,11 @@ def evaluate(great: GreatCheckout, data: Any, config: dict, model: Any, *, is_he
         metrics.update_metrics(losses, accs, counts, out.token_mask, out.losses, out.accuracies,
                                _bug_count(batch[2]))
         if recorder is not None:
-            recorder.write_batch(split=split, epoch=epoch, step=step, batch=index, sample_ids=batch[5].numpy(),
-                                 n_tokens=batch[6].numpy(), stats=out.stats)
+            keys, values = recorder.write_batch(split=split, epoch=epoch, step=step, batch=index,
+                                                sample_ids=batch[5].numpy(), n_tokens=batch[6].numpy(),
+                                                stats=out.stats)
+            if monitor is not None:
+                monitor.add_batch(split, sample_key=keys, step=step, values=values)
         if is_heldout:
             if counts[0].result() > limit:
                 break
@@ -134,11 +137,13 @@ def evaluate(great: GreatCheckout, data: Any, config: dict, model: Any, *, is_he
 
 def train(great: GreatCheckout, data: Any, config: dict, *, model_path: str | None = None,
           log_path: str | None = None, stats_dir: str | None = None, noise_manifest: str | None = None,
-          run_config: dict | None = None, echo: Echo = log.info) -> None:
+          run_config: dict | None = None, echo: Echo = log.info, monitor: dict | None = None) -> None:
     """Train like GREAT's ``train()``; with ``stats_dir``, record every batch and held-out pass.
 
     GREAT resumes from the newest checkpoint in ``model_path``; the run directory then continues as a
     new attempt from that checkpoint's step, so rows of the interrupted step are superseded, not doubled.
+    ``monitor``: keyword arguments of :class:`trainstats.great.monitor.GreatMonitor` (needs ``stats_dir``):
+    the live memorization monitor runs after each GREAT step's checkpoint and may end training there.
     """
     plain_config = copy.deepcopy(config)  # before GREAT's layers wrap its nested dicts
     model = _build(great, data, config)
@@ -160,15 +165,24 @@ def train(great: GreatCheckout, data: Any, config: dict, *, model_path: str | No
                "epoch_unit": f"GREAT step = {config['data']['valid_interval']} training samples"}
         recorder = GreatRecorder(stats_dir, config=cfg, noise_manifest=noise_manifest,
                                  versions={"tensorflow": tf.__version__})
+    live = None
+    if monitor is not None:
+        if recorder is None:
+            raise ValueError("the memorization monitor needs the per-sample rows: give stats_dir (--stats)")
+        from trainstats.great.monitor import GreatMonitor
+
+        live = GreatMonitor(stats_dir, noise_manifest=noise_manifest, **monitor)
     try:
-        _train_loop(great, model, optimizer, tracker, data, config, recorder, updates, echo)
+        _train_loop(great, model, optimizer, tracker, data, config, recorder, updates, echo, live)
     finally:
+        if live is not None:
+            live.close()
         if recorder is not None:
             recorder.close()
 
 
 def _train_loop(great: GreatCheckout, model: Any, optimizer: Any, tracker: Any, data: Any, config: dict,
-                recorder: GreatRecorder | None, updates: int, echo: Echo) -> None:
+                recorder: GreatRecorder | None, updates: int, echo: Echo, monitor: Any = None) -> None:
     metrics = great.run_model
     max_steps, valid_interval = config["training"]["max_steps"], config["data"]["valid_interval"]
     print_every = config["training"]["print_freq"]
@@ -181,8 +195,11 @@ def _train_loop(great: GreatCheckout, model: Any, optimizer: Any, tracker: Any, 
             epoch = int(tracker.ckpt.step.numpy())
             out = train_step(model, optimizer, batch, with_stats=recorder is not None)
             if recorder is not None:
-                recorder.write_batch(split="train", epoch=epoch, step=updates, batch=batch_in_epoch,
-                                     sample_ids=batch[5].numpy(), n_tokens=batch[6].numpy(), stats=out.stats)
+                keys, values = recorder.write_batch(split="train", epoch=epoch, step=updates, batch=batch_in_epoch,
+                                                    sample_ids=batch[5].numpy(), n_tokens=batch[6].numpy(),
+                                                    stats=out.stats)
+                if monitor is not None:
+                    monitor.add_batch("train", sample_key=keys, step=updates, values=values)
             updates += 1
             batch_in_epoch += 1
             seen_before = tracker.get_samples()
@@ -197,10 +214,16 @@ def _train_loop(great: GreatCheckout, model: Any, optimizer: Any, tracker: Any, 
                     m.reset_states()
             if seen_before // valid_interval < seen // valid_interval:  # a GREAT step ends
                 held_out = evaluate(great, data, config, model, recorder=recorder, epoch=epoch, step=updates,
-                                    echo=echo)
+                                    echo=echo, monitor=monitor)
                 save_updates(tracker.model_path, epoch + 1, updates)  # before the checkpoint it belongs to
                 tracker.save_checkpoint(model, held_out)
                 batch_in_epoch = 0
+                if monitor is not None and monitor.end_interval(epoch, model):
+                    onset = monitor.onset
+                    echo(f"Memorization onset at step {onset.epoch + 1} (rule {onset.rule}); stopping"
+                         + (f", weights of step {onset.epoch + 1} restored" if monitor.restored_epoch is not None
+                            else ""))
+                    return
                 if tracker.ckpt.step >= max_steps:
                     break
                 echo(f"Step: {tracker.ckpt.step.numpy() + 1}")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["add_great_arguments", "run_great", "main"]
+__all__ = ["add_great_arguments", "monitor_options", "run_great", "main"]
 
 log = logging.getLogger("trainstats.great")
 
@@ -31,14 +31,37 @@ def add_great_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="noise manifest whose sample_id/noise_kind fill the noise columns")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed Python, numpy and TensorFlow before building the model (GREAT: unseeded)")
+    parser.add_argument("--monitor", action="store_true",
+                        help="live memorization monitor (needs --stats): signals per GREAT step in TensorBoard "
+                             "(RUN_DIR/monitor) and onset detection; see docs/monitor.md")
+    parser.add_argument("--on-onset", choices=["log", "stop", "restore"], default="log",
+                        help="with --monitor, at the memorization onset: record it (default), stop training, or "
+                             "stop and restore the onset step's weights")
+    parser.add_argument("--onset-rule", choices=["auto", "flags", "loss"], default="auto",
+                        help="with --monitor: onset rule (default auto: 'flags' with a noise manifest, else 'loss')")
+    parser.add_argument("--onset-patience", type=int, default=2, metavar="N",
+                        help="with --monitor: GREAT steps the memorization signal must keep rising (default 2)")
     return parser
+
+
+def monitor_options(args: argparse.Namespace) -> dict | None:
+    """``GreatMonitor`` keyword arguments from parsed ``--monitor`` flags (None without ``--monitor``)."""
+    if not getattr(args, "monitor", False):
+        return None
+    return {"on_onset": args.on_onset, "rule": args.onset_rule, "patience": args.onset_patience}
 
 
 def run_great(*, checkout: str | os.PathLike, data_path: str, vocabulary_path: str, config_path: str,
               models: str | None = None, log_path: str | None = None, eval_only: str | None = None,
               stats: str | None = None, noise_manifest: str | None = None, seed: int | None = None,
-              echo: Callable[[str], None] = log.info) -> int:
-    """Run GREAT's train (or ``-e`` evaluation) from ``checkout`` with per-sample statistics."""
+              echo: Callable[[str], None] = log.info, monitor: dict | None = None) -> int:
+    """Run GREAT's train (or ``-e`` evaluation) from ``checkout`` with per-sample statistics.
+
+    ``monitor``: :class:`trainstats.great.monitor.GreatMonitor` options (see :func:`monitor_options`)."""
+    if monitor is not None and stats is None:
+        raise ValueError("--monitor needs --stats RUN_DIR (the monitor reads the rows recorded there)")
+    if monitor is not None and eval_only:
+        raise ValueError("--monitor watches training; it does nothing with -e/--eval_only")
     from trainstats.great.checkout import load_checkout, seed_everything
 
     great = load_checkout(checkout)  # switches tf.keras to tf-keras first
@@ -64,7 +87,7 @@ def run_great(*, checkout: str | os.PathLike, data_path: str, vocabulary_path: s
                                  run_config=run_config, echo=echo)
     else:
         loop.train(great, data, config, model_path=models, log_path=log_path, stats_dir=stats,
-                   noise_manifest=noise_manifest, run_config=run_config, echo=echo)
+                   noise_manifest=noise_manifest, run_config=run_config, echo=echo, monitor=monitor)
     return 0
 
 
@@ -76,4 +99,4 @@ def main(argv: Sequence[str] | None = None, *, checkout: str | os.PathLike) -> i
     return run_great(checkout=Path(checkout), data_path=args.data_path, vocabulary_path=args.vocabulary_path,
                      config_path=args.config, models=args.models, log_path=args.log, eval_only=args.eval_only,
                      stats=args.stats, noise_manifest=args.noise_manifest, seed=args.seed,
-                     echo=lambda line: print(line, flush=True))
+                     echo=lambda line: print(line, flush=True), monitor=monitor_options(args))

@@ -80,8 +80,10 @@ class GreatRecorder:
         self._registered: set[int] = set()
 
     def write_batch(self, *, split: str, epoch: int, step: int, batch: int, sample_ids: np.ndarray,
-                    n_tokens: np.ndarray, stats: Mapping[str, Any]) -> None:
-        """Queue one batch: ``stats`` are per-sample tensors/arrays from ``per_sample_stats``."""
+                    n_tokens: np.ndarray, stats: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Queue one batch: ``stats`` are per-sample tensors/arrays from ``per_sample_stats``.
+
+        Returns the rows' ``(sample_key, values)`` as handed to the writer (for the live monitor)."""
         ids = [i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in np.asarray(sample_ids).tolist()]
         keys = sample_key(ids)
         new = [i for i, k in zip(ids, keys.tolist()) if k not in self._registered]
@@ -89,8 +91,10 @@ class GreatRecorder:
             self.writer.register_samples(new)
             self._registered.update(sample_key(new).tolist())
         arrays = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in stats.items()}
+        values = row_values(arrays, n_tokens)
         self.writer.write(split=split, epoch=int(epoch), step=int(step), batch=int(batch), sample_key=keys,
-                          values=row_values(arrays, n_tokens))
+                          values=values)
+        return keys, values
 
     def flush(self) -> None:
         """Complete the part files written so far (called at each GREAT step's end)."""

@@ -20,6 +20,7 @@ from trainstats.keras.heads import (
     sparse_categorical_stats,
 )
 from trainstats.keras.ids import with_ids
+from trainstats.keras.monitor import MemorizationMonitor
 
 _patches.install_unpack_patch()
 _patches.install_class_weight_check()
@@ -27,6 +28,7 @@ _patches.install_class_weight_check()
 __all__ = [
     "HEAD_STATS",
     "HeadStatsFn",
+    "MemorizationMonitor",
     "PerSampleStats",
     "binary_stats",
     "categorical_stats",

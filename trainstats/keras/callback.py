@@ -120,6 +120,7 @@ class PerSampleStats(keras.callbacks.Callback):
         self._batch = {"train": 0, "dev": 0}
         self._in_validation = False
         self._warned_dev = False
+        self._row_listeners: list[Callable[[str, int, dict], None]] = []
 
     # ------------------------------------------------------------------ Keras hooks
     def on_train_begin(self, logs=None):
@@ -200,6 +201,25 @@ class PerSampleStats(keras.callbacks.Callback):
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()
+
+    def add_row_listener(self, listener: Callable[[str, int, dict], None]) -> None:
+        """Also hand every run of rows to ``listener(split, epoch, rows)`` when they go to the writer.
+
+        ``rows`` holds numpy arrays with one entry per row: ``sample_key`` (int64), ``step`` (int64),
+        ``noise`` (bool, or None when the data carry no flags: the writer then fills them from
+        ``noise_manifest``), ``noise_kind`` (object, or None) and every value column (masked arrays
+        where null). Rows arrive in training order, at the latest at the epoch's end (:meth:`drain`).
+        Used by :class:`trainstats.keras.MemorizationMonitor`; adding the same listener twice is a no-op.
+        """
+        if not callable(listener):
+            raise TypeError(f"listener must be callable; received {type(listener).__name__}")
+        if listener not in self._row_listeners:
+            self._row_listeners.append(listener)
+
+    def drain(self) -> None:
+        """Hand every row captured so far to the writer and the row listeners (done at each epoch's
+        end anyway; a callback that needs this epoch's rows before that calls it first)."""
+        self._drain()
 
     @property
     def columns(self) -> list[ValueColumn] | None:
@@ -290,6 +310,9 @@ class PerSampleStats(keras.callbacks.Callback):
             ok = valid.get("col:" + name, valid.get(head_of.get(name)))
             values[name] = arr if ok is None or ok.all() else np.ma.masked_array(arr, mask=~ok)
         kinds = None if noise is None else np.asarray(noise[1], dtype=object)
+        for listener in self._row_listeners:
+            listener(split, epoch, {"sample_key": keys, "step": steps, "noise": None if noise is None else noise[0],
+                                    "noise_kind": kinds, **values})
         # one write for every batch of this run of steps: step and batch are per-row arrays
         self._writer.write(split=split, epoch=epoch, step=steps, batch=batch, sample_key=keys, values=values,
                            noise=None if noise is None else noise[0],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 __all__ = [
@@ -28,23 +29,42 @@ NEG_INF = -1e9
 
 @keras.saving.register_keras_serializable(package="trainstats")
 class SubtokenEmbedding(layers.Layer):
-    """``[B, T, S]`` sub-token ids (0 = padding) -> ``[B, T, d]``: mean of the non-padding embeddings."""
+    """``[B, T, S]`` sub-token ids (0 = padding) -> ``[B, T, d]``: mean of the non-padding embeddings.
 
-    def __init__(self, vocab_size: int, dim: int, **kwargs) -> None:
+    ``static_shapes=False`` (default) looks up only the used sub-tokens (a sparse segment mean: no
+    ``[B, T, S, d]`` temporary, a gradient of ``[rows used, d]``); ``True`` uses fixed-shape ops only
+    (gather, mask, sum), which XLA needs. Both compute the same mean.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, *, static_shapes: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.vocab_size, self.dim = int(vocab_size), int(dim)
+        self.static_shapes = bool(static_shapes)
         self.embed = layers.Embedding(self.vocab_size, self.dim, name="table")
 
     def build(self, input_shape) -> None:
         self.embed.build((None,))
 
     def call(self, ids):
-        mask = ops.cast(ops.greater(ids, 0), self.compute_dtype)[..., None]  # [B,T,S,1]
-        emb = self.embed(ids) * mask
-        return ops.sum(emb, axis=2) / ops.maximum(ops.sum(mask, axis=2), 1.0)
+        if self.static_shapes:
+            mask = ops.cast(ops.greater(ids, 0), self.compute_dtype)[..., None]  # [B,T,S,1]
+            emb = self.embed(ids) * mask
+            return ops.sum(emb, axis=2) / ops.maximum(ops.sum(mask, axis=2), 1.0)
+        # mean over the non-padding sub-tokens without materialising [B, T, S, d]: one gather of the
+        # used rows and a sparse segment mean (its gradient is [rows used, d], not [B*T*S, d])
+        shape = tf.shape(ids)
+        flat = tf.reshape(ids, (-1, shape[2]))  # [B*T, S]
+        where = tf.where(flat > 0)  # [N, 2] (row, sub-token slot), row-major
+        sparse = tf.SparseTensor(where, tf.gather_nd(flat, where), tf.shape(flat, out_type=tf.int64))
+        out = tf.nn.safe_embedding_lookup_sparse(self.embed.embeddings.value, sparse, combiner="mean")
+        return tf.reshape(tf.cast(out, self.compute_dtype), (shape[0], shape[1], self.dim))
+
+    def compute_output_shape(self, ids_shape):
+        return (*ids_shape[:2], self.dim)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim,
+                "static_shapes": self.static_shapes}
 
 
 def sinusoidal_positions(length, dim: int, dtype="float32"):
@@ -65,18 +85,27 @@ class AddPositions(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="trainstats")
 class AttentionBias(layers.Layer):
-    """Additive attention-logit biases, one ``[B, H, T, T]`` tensor per layer (or ``[B, 1, 1, T]``).
+    """Additive attention-logit biases: the key-padding mask and, for GREAT, the edge biases.
 
-    Every bias includes the key-padding mask (``-1e9`` on padded keys). With ``num_edge_types > 0``
-    (GREAT) it adds ``sum_{edges (i -> j, type t)} w[t, l, h]`` at ``[b, h, i, j]`` for layer ``l``: one
-    learned scalar per (edge type, layer, head), initialised to 0; parallel edges add up. Edge type 0
-    is padding and contributes nothing. Call with ``(token_mask [B, T], edges [B, E, 3])``; without
-    edge types it returns the mask bias ``[B, 1, 1, T]`` for every layer.
+    Returns ``(mask_bias, edge_index, edge_values)`` (``mask_bias`` alone without edge types):
+
+    * ``mask_bias`` ``[B, 1, 1, T]``: ``-1e9`` on padded keys, 0 elsewhere;
+    * with ``num_edge_types > 0`` (GREAT), the sparse edge bias: ``edge_index`` int32 ``[N, 4]`` rows
+      ``(b, head, i, j)`` and ``edge_values`` ``[L, N]``, so that layer ``l`` adds
+      ``sum_{edges (i -> j, type t)} w[l, t, h]`` at ``[b, h, i, j]`` (one learned scalar per layer,
+      edge type and head, initialised to 0; parallel edges add up). Edge type 0 is padding and is
+      dropped.
+
+    Call with ``(token_mask [B, T], edges [B, E, 3])``. The edge bias stays sparse (``N = H x real
+    edges``): :class:`RelationalAttention` scatter-adds it onto its logits, which costs far less than
+    building a dense ``[B, H, T, T]`` bias per layer.
     """
 
-    def __init__(self, num_edge_types: int, num_layers: int, num_heads: int, **kwargs) -> None:
+    def __init__(self, num_edge_types: int, num_layers: int, num_heads: int, *, static_shapes: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.num_edge_types, self.num_layers, self.num_heads = int(num_edge_types), int(num_layers), int(num_heads)
+        self.static_shapes = bool(static_shapes)
 
     def build(self, token_mask_shape, edges_shape=None) -> None:
         if self.num_edge_types:
@@ -87,35 +116,38 @@ class AttentionBias(layers.Layer):
     def call(self, token_mask, edges=None):
         mask_bias = ((1.0 - ops.cast(token_mask, self.compute_dtype)) * NEG_INF)[:, None, None, :]
         if not self.num_edge_types:
-            return [mask_bias] * self.num_layers
-        length = ops.shape(token_mask)[1]
-        edges = ops.cast(edges, "int32")
-        b, e, h = ops.shape(edges)[0], ops.shape(edges)[1], self.num_heads
-        types = edges[..., 2]
-        real = ops.cast(ops.greater(types, 0), self.compute_dtype)[..., None]  # [B, E, 1]
-        # scatter index (b, head, src, dst) for every edge and head: [B, E, H, 4]
-        grid = [ops.broadcast_to(ops.reshape(a, s), (b, e, h)) for a, s in (
-            (ops.arange(b, dtype="int32"), (-1, 1, 1)), (ops.arange(h, dtype="int32"), (1, 1, -1)),
-            (edges[..., 0], (b, e, 1)), (edges[..., 1], (b, e, 1)))]
-        idx = ops.reshape(ops.stack(grid, axis=-1), (-1, 4))
-        out = []
-        for layer in range(self.num_layers):
-            values = ops.take(self.table[layer], types, axis=0) * real  # [B, E, H]
-            dense = ops.scatter(idx, ops.reshape(values, (-1,)), (b, h, length, length))
-            out.append(dense + mask_bias)
-        return out
+            return mask_bias
+        edges = tf.cast(edges, tf.int32)
+        b_of_edge = tf.broadcast_to(tf.range(tf.shape(edges)[0])[:, None], tf.shape(edges)[:2])
+        if self.static_shapes:  # every edge slot; padding slots (type 0) add 0 at (b, h, 0, 0)
+            batch, src, dst, types = (tf.reshape(x, (-1,)) for x in (b_of_edge, edges[..., 0], edges[..., 1],
+                                                                     edges[..., 2]))
+        else:  # the real edges only
+            real = tf.where(edges[..., 2] > 0)  # [R, 2] (b, e)
+            batch = tf.gather_nd(b_of_edge, real)
+            src, dst, types = (tf.gather_nd(edges[..., c], real) for c in range(3))  # [R] each
+        n, h = tf.shape(types)[0], self.num_heads
+        idx = tf.stack([tf.broadcast_to(batch[:, None], (n, h)), tf.broadcast_to(tf.range(h)[None, :], (n, h)),
+                        tf.broadcast_to(src[:, None], (n, h)), tf.broadcast_to(dst[:, None], (n, h))], axis=-1)
+        idx = tf.reshape(idx, (-1, 4))  # (b, head, src, dst) for every edge and head: [R * H, 4]
+        values = tf.gather(tf.transpose(self.table, (1, 0, 2)), types)  # [R, L, H]
+        if self.static_shapes:
+            values *= tf.cast(types > 0, values.dtype)[:, None, None]
+        values = tf.reshape(tf.transpose(values, (1, 0, 2)), (self.num_layers, -1))  # [L, R * H]
+        return mask_bias, idx, tf.cast(values, self.compute_dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_edge_types": self.num_edge_types,
-                "num_layers": self.num_layers, "num_heads": self.num_heads}
+                "num_layers": self.num_layers, "num_heads": self.num_heads, "static_shapes": self.static_shapes}
 
 
 @keras.saving.register_keras_serializable(package="trainstats")
 class RelationalAttention(layers.Layer):
-    """Multi-head self-attention with an additive bias on the logits (:class:`AttentionBias`).
+    """Multi-head self-attention with additive biases on the logits (:class:`AttentionBias`).
 
-    ``softmax_j(q_i . k_j / sqrt(d_head) + bias[b, h, i, j])``; no dropout on the attention
-    probabilities (it costs a full ``[B, H, T, T]`` pass on CPU; the block drops out its residuals).
+    ``softmax_j(q_i . k_j / sqrt(d_head) + mask[b, j] + edge_bias[b, h, i, j])``; the edge bias is
+    scatter-added from its sparse form. No dropout on the attention probabilities (it costs a full
+    ``[B, H, T, T]`` pass on CPU; the block drops out its residuals).
     """
 
     def __init__(self, dim: int, num_heads: int, **kwargs) -> None:
@@ -126,17 +158,24 @@ class RelationalAttention(layers.Layer):
         self.qkv = layers.Dense(3 * dim, name="qkv")
         self.out = layers.Dense(dim, name="out")
 
-    def build(self, h_shape, bias_shape=None) -> None:
+    def build(self, h_shape, mask_bias_shape=None, edge_index_shape=None, edge_values_shape=None) -> None:
         self.qkv.build(h_shape)
         self.out.build(h_shape)
 
-    def call(self, h, bias):
+    def call(self, h, mask_bias, edge_index=None, edge_values=None):
         b, t = ops.shape(h)[0], ops.shape(h)[1]
         dh = self.dim // self.num_heads
-        qkv = ops.reshape(self.qkv(h), (b, t, 3, self.num_heads, dh))
-        q, k, v = (ops.transpose(qkv[:, :, i], (0, 2, 1, 3)) for i in range(3))  # [B,H,T,dh]
-        logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(dh)
-        att = ops.softmax(logits + bias, axis=-1)
+
+        def heads(x):  # [B, T, d] -> [B, H, T, dh]
+            return ops.transpose(ops.reshape(x, (b, t, self.num_heads, dh)), (0, 2, 1, 3))
+
+        # split, not strided slices: the gradient of a split is one concat, that of each slice a full-size pad
+        q, k, v = ops.split(self.qkv(h), 3, axis=-1)
+        q, k, v = heads(q * (1.0 / math.sqrt(dh))), heads(k), heads(v)
+        logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) + mask_bias
+        if edge_index is not None:
+            logits = tf.tensor_scatter_nd_add(logits, edge_index, edge_values)
+        att = ops.softmax(logits, axis=-1)
         ctx = ops.reshape(ops.transpose(ops.matmul(att, v), (0, 2, 1, 3)), (b, t, self.dim))
         return self.out(ctx)
 
@@ -146,7 +185,7 @@ class RelationalAttention(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="trainstats")
 class TransformerBlock(layers.Layer):
-    """Pre-norm Transformer layer: ``h + Drop(Att(LN(h), bias)) -> h + Drop(FFN(LN(h)))``."""
+    """Pre-norm Transformer layer: ``h + Drop(Att(LN(h), biases)) -> h + Drop(FFN(LN(h)))``."""
 
     def __init__(self, dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -159,14 +198,14 @@ class TransformerBlock(layers.Layer):
         self.ff2 = layers.Dense(dim, name="ff2")
         self.drop = layers.Dropout(dropout)
 
-    def build(self, h_shape, bias_shape=None) -> None:
+    def build(self, h_shape, mask_bias_shape=None, edge_index_shape=None, edge_values_shape=None) -> None:
         for lyr in (self.ln1, self.ln2, self.ff1):
             lyr.build(h_shape)
         self.att.build(h_shape)
         self.ff2.build((*h_shape[:-1], self.ff_dim))
 
-    def call(self, h, bias, training=None):
-        h = h + self.drop(self.att(self.ln1(h), bias), training=training)
+    def call(self, h, mask_bias, edge_index=None, edge_values=None, training=None):
+        h = h + self.drop(self.att(self.ln1(h), mask_bias, edge_index, edge_values), training=training)
         return h + self.drop(self.ff2(self.ff1(self.ln2(h))), training=training)
 
     def get_config(self) -> dict:

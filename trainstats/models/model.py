@@ -30,6 +30,7 @@ def build_varmisuse_model(
     num_heads: int = 4,
     ff_dim: int | None = None,
     dropout: float = 0.1,
+    static_shapes: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """Build an (uncompiled) VarMisuse model.
@@ -40,6 +41,8 @@ def build_varmisuse_model(
         vocab_size: sub-token vocabulary size (``len(SubtokenVocab)``).
         max_subtokens: ``S``, sub-tokens per token.
         hidden, num_layers, num_heads, ff_dim, dropout: encoder size; ``ff_dim`` defaults to ``2*hidden``.
+        static_shapes: build with fixed-shape ops only, as XLA (``jit_compile=True``) needs; the
+            default uses sparse lookups that are faster without XLA. The same function either way.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}; received {kind!r}")
@@ -58,13 +61,17 @@ def build_varmisuse_model(
     candidates = keras.Input(shape=(None,), dtype="float32", name="candidates")
 
     token_mask = layers.Lambda(lambda s: ops.cast(ops.greater(s[..., 0], 0), "float32"), name="token_mask")(subtokens)
-    h = SubtokenEmbedding(vocab_size, hidden, name="embedding")(subtokens)
+    h = SubtokenEmbedding(vocab_size, hidden, static_shapes=static_shapes, name="embedding")(subtokens)
     h = AddPositions(name="positions")(h)
     h = layers.Dropout(dropout, name="embedding_dropout")(h)
     n_types = NUM_EDGE_TYPES if kind == "great" else 0
-    biases = AttentionBias(n_types, num_layers, num_heads, name="attention_bias")(token_mask, edges if n_types else None)
+    bias = AttentionBias(n_types, num_layers, num_heads, static_shapes=static_shapes, name="attention_bias")(
+        token_mask, edges if n_types else None)
+    mask_bias, edge_index, edge_values = bias if n_types else (bias, None, None)
     for i in range(num_layers):
-        h = TransformerBlock(hidden, num_heads, ff_dim, dropout, name=f"layer_{i}")(h, biases[i])
+        layer_values = None if edge_values is None else edge_values[i]
+        h = TransformerBlock(hidden, num_heads, ff_dim, dropout, name=f"layer_{i}")(h, mask_bias, edge_index,
+                                                                                   layer_values)
     h = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(h)
     p_loc, p_rep = PointerHeads(name="pointers")(h, token_mask, candidates)
     p_loc = layers.Identity(name="loc")(p_loc)

@@ -7,8 +7,8 @@ Each element is ``(x, y)`` with
 * ``y["loc"]`` int32 ``[B]`` (error location), ``y["rep"]`` float32 ``[B, T]`` (repair target code,
   see :mod:`trainstats.models.data`; padding is -2).
 
-``T`` is the longest example of the batch: examples are grouped into length buckets and each bucket's
-batch size is ``min(max_batch, token_budget // bucket_upper_bound)``, so every batch holds about the
+``T`` is the longest example of the batch: examples are grouped into length buckets (``bucket_width``
+tokens wide) and each bucket's batch size is ``min(max_batch, token_budget // bucket_upper_bound)``, so every batch holds about the
 same number of tokens (bucketed padding). With ``sample_ids=True`` each element is
 ``(x, y, sample_id)`` instead. :func:`element_dataset` gives the unbatched elements, so that an
 id-attaching wrapper can run before batching:
@@ -56,14 +56,25 @@ def _identity(*parts):
     return parts
 
 
-def bucket_sizes(max_tokens: int, *, token_budget: int, max_batch: int) -> tuple[list[int], list[int]]:
-    """Bucket boundaries (powers of two from 16 up to ``max_tokens``) and one batch size per bucket."""
-    bounds = []
-    b = 16
+def bucket_sizes(max_tokens: int, *, token_budget: int, max_batch: int,
+                 bucket_width: int | None = 8) -> tuple[list[int], list[int]]:
+    """Bucket boundaries and one batch size per bucket.
+
+    Bucket ``i`` holds lengths ``< bounds[i]`` (and ``>=`` the previous bound); the last bucket runs up
+    to ``max_tokens``. With ``bucket_width`` the upper bounds are ``w, 2w, 3w, ...`` (``w =
+    bucket_width``; padding wastes at most ``w - 1`` tokens per example), with None powers of two from
+    16 (fewer, coarser buckets). Batch size = ``min(max_batch, token_budget // upper bound)``, so every
+    batch holds about ``token_budget`` tokens.
+    """
+    if bucket_width is not None and (not isinstance(bucket_width, int) or bucket_width < 1):
+        raise ValueError(f"bucket_width must be None or a positive int; received {bucket_width!r}")
+    uppers = []
+    b = bucket_width or 16
     while b < max_tokens:
-        bounds.append(b + 1)  # bucket i holds lengths < bounds[i]
-        b *= 2
-    uppers = [*(x - 1 for x in bounds), max_tokens]
+        uppers.append(b)
+        b = b + bucket_width if bucket_width else 2 * b
+    bounds = [u + 1 for u in uppers]
+    uppers.append(max_tokens)
     sizes = [max(1, min(max_batch, token_budget // u)) for u in uppers]
     return bounds, sizes
 
@@ -74,9 +85,13 @@ def batch_by_length(
     max_tokens: int,
     token_budget: int = 4096,
     max_batch: int = 64,
+    bucket_width: int | None = 8,
 ) -> tf.data.Dataset:
     """Bucket and pad a dataset from :func:`element_dataset`; wrappers around its ``(x, y)`` elements
-    (extra tuple members, ids zipped on by ``trainstats.keras.with_ids``) pass through."""
+    (extra tuple members, ids zipped on by ``trainstats.keras.with_ids``) pass through.
+
+    Each batch is padded to its longest example; see :func:`bucket_sizes` for the buckets.
+    """
     if _find_candidates(ds.element_spec) is None:
         raise ValueError("batch_by_length needs elements holding an x dict with 'candidates' "
                          f"(from element_dataset); received element_spec {ds.element_spec}")
@@ -84,7 +99,8 @@ def batch_by_length(
     def length(*element):
         return tf.shape(_find_candidates(element))[0]
 
-    bounds, sizes = bucket_sizes(max_tokens, token_budget=token_budget, max_batch=max_batch)
+    bounds, sizes = bucket_sizes(max_tokens, token_budget=token_budget, max_batch=max_batch,
+                                 bucket_width=bucket_width)
     return ds.bucket_by_sequence_length(
         length, bounds, sizes, padding_values=_padding_values(ds.element_spec), drop_remainder=False
     )
@@ -124,10 +140,12 @@ def make_dataset(
     max_tokens: int = 256,
     token_budget: int = 4096,
     max_batch: int = 64,
+    bucket_width: int | None = 8,
 ) -> tf.data.Dataset:
     """Padded ``(x, y)`` batches, reshuffled each epoch when ``shuffle`` (deterministic per ``seed``)."""
     ds = element_dataset(enc)
     if shuffle:
         ds = ds.shuffle(len(enc), seed=seed, reshuffle_each_iteration=True)
-    ds = batch_by_length(ds, max_tokens=max_tokens, token_budget=token_budget, max_batch=max_batch)
+    ds = batch_by_length(ds, max_tokens=max_tokens, token_budget=token_budget, max_batch=max_batch,
+                         bucket_width=bucket_width)
     return ds.prefetch(tf.data.AUTOTUNE)

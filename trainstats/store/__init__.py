@@ -6,6 +6,7 @@ TensorFlow: any framework can write to it and any tool can read it.
 """
 from trainstats.store.errors import NotARunDirectory, StoreWriteError, UnsupportedSchemaVersion
 from trainstats.store.reader import open_dataset, read, read_metadata, read_samples, value_columns
+from trainstats.store.run_dir import monitor_dir
 from trainstats.store.sample_ids import sample_key
 from trainstats.store.schema import MARGIN_UNITS, SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
 from trainstats.store.writer import RunWriter
@@ -23,6 +24,7 @@ __all__ = [
     "open_dataset",
     "read",
     "read_metadata",
+    "monitor_dir",
     "read_samples",
     "sample_key",
     "value_columns",

@@ -19,8 +19,10 @@ from trainstats.store.errors import NotARunDirectory, UnsupportedSchemaVersion
 from trainstats.store.schema import SCHEMA_VERSION, ValueColumn
 
 __all__ = [
+    "MONITOR_DIR",
     "RUN_FILE",
     "create_or_open_run",
+    "monitor_dir",
     "load_run_json",
     "allocate_attempt",
     "list_attempts",
@@ -30,8 +32,15 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+MONITOR_DIR = "monitor"
 FORMAT = "trainstats-run"
 _ATTEMPT_FILE = re.compile(r"^attempt-(\d{4,})\.json$")
+
+
+def monitor_dir(run_dir: str | os.PathLike) -> Path:
+    """``RUN_DIR/monitor``: the live memorization monitor's folder (TensorBoard event files,
+    ``signals.parquet``, ``onset.json``; see docs/monitor.md). Not created here."""
+    return Path(run_dir) / MONITOR_DIR
 
 
 def utc_now() -> str:
