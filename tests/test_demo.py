@@ -26,41 +26,54 @@ def quick_demo(tmp_path_factory):
     return rc, out, buf.getvalue()
 
 
+NAMES = ["clean-seed0", "inject-repair-noise050-seed0", "label-noise050-seed0"]
+
+
 def test_quick_demo_output_folder_is_complete(quick_demo):
     rc, out, stdout = quick_demo
     assert rc == 0, stdout
-    names = ["label-noise000-seed0", "label-noise025-seed0", "label-noise050-seed0"]
-    assert sorted(p.name for p in (out / "runs").iterdir()) == names
-    for name in names:
+    assert sorted(p.name for p in (out / "runs").iterdir()) == NAMES
+    for name in NAMES:
         run = out / "runs" / name
         cfg = json.loads((run / "run.json").read_text())["config"]
-        assert cfg["noise_kind"] == "label" and cfg["seed"] == 0
-        assert cfg["noise_level"] == pytest.approx(int(name[11:14]) / 100)
+        kind = None if name.startswith("clean") else name.rsplit("-noise", 1)[0]
+        assert cfg["noise_kind"] == kind and cfg["seed"] == 0
+        assert cfg["noise_level"] == (0.0 if kind is None else 0.5)
         assert any((run / "rows" / "split=train").iterdir()) and any((run / "rows" / "split=dev").iterdir())
-    for name in names[1:]:
-        assert (out / "data" / name / "noise_manifest.parquet").is_file()
+        if kind is not None:
+            assert (out / "data" / name / "noise_manifest.parquet").is_file()
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
     report = out / "report" / "index.html"
     assert report.is_file() and "<img" in report.read_text()
     for table in ("metrics.csv", "detection.csv", "scores.parquet"):
         assert (out / "report" / table).is_file()
     assert f"report: {report}" in stdout
     demo = json.loads((out / "demo.json").read_text())
-    assert demo["levels"] == [0.0, 0.25, 0.5] and demo["timings_s"]["total"] > 0
+    assert demo["levels"] == [0.0, 0.5] and demo["kinds"] == ["label", "inject-repair"]
+    assert demo["timings_s"]["total"] > 0
+    state = json.loads((out / "demo_state.json").read_text())
+    assert sorted(state["runs"]) == NAMES and all(r["done"] for r in state["runs"].values())
 
 
 def test_quick_demo_numbers_are_sane(quick_demo):
     rc, out, stdout = quick_demo
+    from trainstats.analysis.paper import headline
     from trainstats.store import read
 
-    summary = json.loads((out / "summary.json").read_text())
-    assert [r["noise_level"] for r in summary] == [0.0, 0.25, 0.5]
-    for r in summary:
-        for key in ("train_acc", "train_clean_acc", "dev_acc"):
+    summary = {r["run"]: r for r in json.loads((out / "summary.json").read_text())}
+    assert sorted(summary) == NAMES
+    for r in summary.values():
+        for key in ("train_loc_acc", "dev_loc_acc", "train_joint_acc", "dev_joint_acc", "gini_loc"):
             assert 0.0 <= r[key] <= 1.0, (key, r)
-    assert summary[0]["best_score"] is None  # nothing noisy at level 0: no detector
-    for r in summary[1:]:
-        assert 0.0 <= r["train_noisy_acc"] <= 1.0 and 0.0 <= r["best_auroc"] <= 1.0
-    # the noise flags in the rows are the manifest's: a quarter / half of each class, per epoch
+    clean = summary["clean-seed0"]
+    assert clean["best_score"] is None and clean["memorized"] is None  # nothing noisy at level 0
+    assert clean["paper_dev_loc_acc"] == headline("label", "accuracy", "loc", "heldout", 0.0)
+    for name in NAMES[1:]:
+        r = summary[name]
+        assert 0.0 <= r["best_auroc"] <= 1.0 and r["best_auroc_ci"][0] <= r["best_auroc"] <= r["best_auroc_ci"][1]
+        assert r["paper_gini_loc"] == headline(r["noise_kind"], "gini_loss", "loc", "train", 0.5)
+    assert "ours at the last epoch" in stdout and "inject-repair noise" in stdout
+    # the noise flags in the rows are the manifest's: half of each class, per epoch
     manifest = pd.read_parquet(out / "data" / "label-noise050-seed0" / "noise_manifest.parquet")
     rows = read(out / "runs" / "label-noise050-seed0", split="train", epochs=[0])
     assert rows["sample_id"].nunique() == len(rows)
@@ -73,10 +86,11 @@ def test_quick_demo_numbers_are_sane(quick_demo):
     assert (rows["rep_loss"].isna().to_numpy(bool) == ~rows["has_bug"].to_numpy(bool)).all()
     for col in ("loc_gold_prob", "loc_pred_prob"):
         assert rows[col].between(0, 1).all()
-    # the summary's train accuracy is the mean of the captured joint_correct at the last epoch
-    last = read(out / "runs" / "label-noise000-seed0", split="train")
+    # the summary's figures are the captured rows' at the last epoch
+    last = read(out / "runs" / "clean-seed0", split="train")
     last = last[last["epoch"] == last["epoch"].max()]
-    assert summary[0]["train_acc"] == pytest.approx(last["joint_correct"].mean())
+    assert clean["train_joint_acc"] == pytest.approx(last["joint_correct"].mean())
+    assert clean["train_loc_acc"] == pytest.approx(last["loc_correct"].mean())
 
 
 def test_quick_demo_monitor_wrote_tensorboard_and_signals(quick_demo):
@@ -85,7 +99,7 @@ def test_quick_demo_monitor_wrote_tensorboard_and_signals(quick_demo):
     from trainstats.store import monitor_dir
 
     assert "tensorboard --logdir" in stdout
-    for name, flags in (("label-noise000-seed0", False), ("label-noise050-seed0", True)):
+    for name, flags in (("clean-seed0", False), ("label-noise050-seed0", True)):
         folder = monitor_dir(out / "runs" / name)
         assert any(p.name.startswith("events.out.tfevents") for p in folder.iterdir())
         signals = pd.read_parquet(folder / "signals.parquet")

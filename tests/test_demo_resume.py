@@ -1,0 +1,58 @@
+"""The demo re-run into its folder: a killed run resumes from its last epoch, finished runs are skipped."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("matplotlib")
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning"),
+              pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning")]
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_killed_run_resumes_and_finished_runs_are_skipped(tmp_path, capsys):
+    import keras
+
+    from trainstats.demo import QUICK, run_demo
+    from trainstats.store import read
+
+    settings = QUICK.replace(max_functions=150, epochs=3)
+    out = tmp_path / "demo"
+
+    def crash_after_epoch_1(run, run_dir):
+        class CrashAt(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:
+                    raise Crash(f"{run.name} killed after epoch {epoch}")
+        return [CrashAt()]
+
+    with pytest.raises(Crash):
+        run_demo(out, levels=[0.0], kinds="label", settings=settings, callbacks=crash_after_epoch_1, progress=False)
+    state = json.loads((out / "demo_state.json").read_text())
+    assert state["runs"]["clean-seed0"]["done"] is False
+    assert any((out / "checkpoints" / "clean-seed0").iterdir())  # BackupAndRestore kept the last epoch
+
+    result = run_demo(out, levels=[0.0], kinds="label", settings=settings, progress=True)
+    assert "clean-seed0" in capsys.readouterr().err.split("resuming")[1].split("\n")[0]
+    rows = read(out / "runs" / "clean-seed0", split="train", columns=["sample_id", "epoch", "step"])
+    assert sorted(rows["epoch"].unique()) == [0, 1, 2]
+    per_epoch = rows.groupby("epoch")["sample_id"].agg(["count", "nunique"])
+    assert (per_epoch["count"] == per_epoch["nunique"]).all()  # one row per sample and epoch: no duplicate
+    assert per_epoch["count"].nunique() == 1
+    state = json.loads((out / "demo_state.json").read_text())
+    assert state["runs"]["clean-seed0"]["done"] is True and not (out / "checkpoints" / "clean-seed0").exists()
+    assert result.summary[0]["run"] == "clean-seed0"
+
+    # same settings again: nothing retrained; other settings: retrained from scratch
+    run_demo(out, levels=[0.0], kinds="label", settings=settings, progress=True)
+    assert "finished earlier, skipped" in capsys.readouterr().err
+    run_demo(out, levels=[0.0], kinds="label", settings=settings.replace(epochs=1), progress=True)
+    assert "training" in capsys.readouterr().err
+    assert read(out / "runs" / "clean-seed0", split="train", columns=["epoch"])["epoch"].unique().tolist() == [0]
