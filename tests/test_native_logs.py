@@ -130,7 +130,7 @@ def test_the_demo_command_shows_no_tensorflow_chatter(tmp_path):
     pytest.importorskip("tensorflow")
     pytest.importorskip("matplotlib")
     done = subprocess.run([sys.executable, "-m", "trainstats", "demo", "--quick", "--quiet", "--levels", "0",
-                           "--max-functions", "40", "--epochs", "1", "--out", str(tmp_path / "demo")],
+                           "--max-functions", "150", "--epochs", "1", "--out", str(tmp_path / "demo")],
                           capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr
     native = [line for line in done.stderr.splitlines() if re.match(r"^[IWEF]\d{4} ", line)
