@@ -98,7 +98,9 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="trainstats-bench-"))
     run_dir = args.keep or tmp / "run-noise25-seed0"
     try:
-        if not (run_dir / "run.json").exists():
+        from trainstats.store import Run
+
+        if not Run.exists(run_dir):
             t0 = time.perf_counter()
             n = make_run(run_dir, n_samples=args.samples, epochs=args.epochs, rows_per_epoch=args.rows_per_epoch)
             print(f"generated {n:,} training rows in {time.perf_counter() - t0:.1f} s at {run_dir}", flush=True)

@@ -162,7 +162,7 @@ def test_run_info_reads_config_then_directory_name(tmp_path):
 
 
 def test_not_a_run_directory(tmp_path):
-    with pytest.raises(ValueError, match="not a run directory: no run.json"):
+    with pytest.raises(ValueError, match="not a trainstats run directory: no run.json"):
         analyze_run(tmp_path)
     with pytest.raises(ValueError, match="split must be"):
         analyze_run(tmp_path, split="test")
@@ -185,7 +185,7 @@ def test_rows_of_a_superseded_attempt_are_ignored(tmp_path):
 
 
 def test_samples_first_seen_in_later_epochs(tmp_path):
-    """GREAT-style streaming: new samples keep arriving (half never registered in samples/), so the
+    """GREAT-style streaming: new samples keep arriving (half never registered with the writer), so the
     per-sample state grows during the scan and must stay aligned."""
     rng = np.random.default_rng(5)
     ids = [f"s.txt:{i}" for i in range(1, 13)]
@@ -213,4 +213,4 @@ def test_samples_first_seen_in_later_epochs(tmp_path):
     assert s["noise"].sum() == 2 and s["output_n"].max() == 4 and s["output_n"].min() == 1
     assert dict(zip(res.scores["sample_id"], res.scores["noise"]))[ids[0]]
     assert res.scores["sample_id"].isna().sum() == 6
-    assert any("6 of 12 samples have no entry in samples/" in m for m in res.messages)
+    assert any("6 of 12 samples have no sample_id" in m for m in res.messages)

@@ -30,16 +30,18 @@ NAMES = ["clean-seed0", "inject-repair-noise050-seed0", "label-noise050-seed0"]
 
 
 def test_quick_demo_output_folder_is_complete(quick_demo):
+    from trainstats.store import Run, read_metadata
+
     rc, out, stdout = quick_demo
     assert rc == 0, stdout
     assert sorted(p.name for p in (out / "runs").iterdir()) == NAMES
     for name in NAMES:
         run = out / "runs" / name
-        cfg = json.loads((run / "run.json").read_text())["config"]
+        cfg = read_metadata(run)["config"]
         kind = None if name.startswith("clean") else name.rsplit("-noise", 1)[0]
         assert cfg["noise_kind"] == kind and cfg["seed"] == 0
         assert cfg["noise_level"] == (0.0 if kind is None else 0.5)
-        assert any((run / "rows" / "split=train").iterdir()) and any((run / "rows" / "split=dev").iterdir())
+        assert Run(run).splits() == ["dev", "train"]
         if kind is not None:
             assert (out / "data" / name / "noise_manifest.parquet").is_file()
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())

@@ -106,6 +106,7 @@ import random, sys, yaml, numpy as np, tensorflow as tf
 sys.path.insert(0, {CHECKOUT!r})
 from data import data_loader, vocabulary
 from trainstats.great.batching import IdBatcher
+from trainstats.store import monitor_dir  # noqa: E402
 cfg = yaml.safe_load(open({str(setup / 'great-2.yml')!r}))
 dl = data_loader.DataLoader({str(setup / 'data')!r}, cfg['data'], vocabulary.Vocabulary({CHECKOUT!r} + '/vocab.txt'))
 for mode, n in (('train', 25), ('dev', 1000)):
@@ -234,7 +235,7 @@ def test_monitor_signals_per_great_step_match_the_log(setup):
     out = _cli(setup, "monitor", steps=2, extra=["--stats", run, "--noise-manifest", manifest, "--seed", "5",
                                                 "--monitor", "--on-onset", "stop"])
     assert "Evaluation result" in out
-    signals = pd.read_parquet(run / "monitor" / "signals.parquet")
+    signals = pd.read_parquet(monitor_dir(run) / "signals.parquet")
     assert sorted(signals["epoch"].unique()) == [0, 1] and set(signals["head"]) == {"loc", "rep", "joint"}
     dev = signals[(signals.split == "dev") & (signals.metric == "accuracy") & (signals.noise_group == "all")]
     for epoch, (_, _, accs) in enumerate(_log(setup / "monitor" / "log.txt")):
@@ -244,6 +245,6 @@ def test_monitor_signals_per_great_step_match_the_log(setup):
         assert _percent(acc[("rep", "buggy")]) == rep
     noisy = signals[(signals.split == "train") & (signals.noise_group == "noisy")]
     assert len(noisy) and (signals.metric == "auroc_csl").any()
-    doc = json.loads((run / "monitor" / "onset.json").read_text())
+    doc = json.loads((monitor_dir(run) / "onset.json").read_text())
     assert doc["head"] == "joint" and doc["acting_rule"] == "flags" and doc["epochs_monitored"] == 2
-    assert any(p.name.startswith("events.out.tfevents") for p in (run / "monitor").iterdir())
+    assert any(p.name.startswith("events.out.tfevents") for p in monitor_dir(run).iterdir())

@@ -14,6 +14,7 @@ import pytest
 from trainstats.cli import main
 from trainstats.great.columns import row_values
 from trainstats.store import sample_key
+from trainstats.store import monitor_dir  # noqa: E402
 
 
 def _batch(rng, ids, epoch):
@@ -67,9 +68,9 @@ def test_great_monitor_signals_per_step(tmp_path):
     rep_bug_free = t.query("head == 'rep' and subset == 'bug_free' and metric == 'accuracy'")
     assert rep_bug_free.empty                                                  # repair is null on bug-free code
     assert stops.index(True) == monitor.onset.detected_at and monitor.onset.epoch >= 1
-    doc = json.loads((tmp_path / "run" / "monitor" / "onset.json").read_text())
+    doc = json.loads((monitor_dir(tmp_path / "run") / "onset.json").read_text())
     assert doc["checkpoint_step"] == monitor.onset.epoch + 1 and doc["epoch_unit"].startswith("GREAT step")
-    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run" / "monitor").iterdir())
+    assert any(p.name.startswith("events.out.tfevents") for p in monitor_dir(tmp_path / "run").iterdir())
 
 
 def test_monitor_needs_stats(tmp_path, capsys):

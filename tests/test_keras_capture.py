@@ -159,6 +159,7 @@ def test_callback_reused_across_fits_and_model_restored(tmp_path):
     model.fit(xs, ys, epochs=2, initial_epoch=1, batch_size=BATCH, verbose=0, callbacks=[cb])
     df = trainstats.read(tmp_path / "run", split="train")
     assert df.groupby("epoch").size().to_dict() == {0: N, 1: N}
+    assert df["sample_id"].notna().all()  # the second fit's writer stores the ids too
     assert df["step"].max() == 7
     assert len(trainstats.read_metadata(tmp_path / "run")["attempts"]) == 1
     # after fit the model trains normally again without the callback

@@ -24,6 +24,7 @@ import keras  # noqa: E402
 
 from trainstats.analysis import analyze_run  # noqa: E402
 from trainstats.keras import MemorizationMonitor, PerSampleStats, with_ids  # noqa: E402
+from trainstats.store import monitor_dir  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 N, NOISE, SIGNAL, EXTRA, C = 1000, 0.4, 8, 12, 4
@@ -101,7 +102,7 @@ def test_signals_equal_analysis_of_the_parquet(logged):
     a = analyze_run(run).metrics.set_index(key)["value"]
     live = monitor.signals.set_index(key)["value"]
     np.testing.assert_allclose(live.loc[a.index].to_numpy(), a.to_numpy(), rtol=1e-6)
-    saved = pd.read_parquet(run / "monitor" / "signals.parquet")
+    saved = pd.read_parquet(monitor_dir(run) / "signals.parquet")
     assert len(saved) == len(monitor.signals) and saved["epoch"].max() == 11
 
 
@@ -109,7 +110,7 @@ def test_tensorboard_event_files_hold_the_scalars_and_histograms(logged):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run, monitor, _ = logged
-    acc = EventAccumulator(str(run / "monitor"), size_guidance={"tensors": 0})
+    acc = EventAccumulator(str(monitor_dir(run)), size_guidance={"tensors": 0})
     acc.Reload()
     tags = set(acc.Tags()["tensors"])
     for tag in ("output/dev/accuracy", "output/train/accuracy/noisy", "output/train/accuracy/clean",
@@ -157,7 +158,7 @@ def test_restore_stops_with_the_onset_epochs_weights(tmp_path):
     assert restored != pytest.approx(dev[onset.detected_at], abs=1e-9)
     import json
 
-    doc = json.loads((tmp_path / "run" / "monitor" / "onset.json").read_text())
+    doc = json.loads((monitor_dir(tmp_path / "run") / "onset.json").read_text())
     assert doc["restored_epoch"] == onset.epoch and doc["on_onset"] == "restore" and doc["monitor_seconds"] > 0
 
 

@@ -50,19 +50,22 @@ def test_wrong_lengths_and_dtypes_raise_in_the_callers_thread(tmp_path):
     assert df.loss.tolist() == [1, 2, 3, 4, 5] and df.batch.tolist() == [0, 0, 1, 1, 2] and df.step.tolist() == [0, 0, 1, 1, 2]
 
 
-def _fail_on_open(monkeypatch):
+def _fail_on_open(monkeypatch, after: int = 0):
+    """Opening a part fails (disk full) once ``after`` parts have been opened."""
     real = parts.pq.ParquetWriter
+    opened = []
 
     def failing(path, *a, **k):
-        if "epoch=1" in str(path):
+        if len(opened) >= after:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        opened.append(path)
         return real(path, *a, **k)
 
     monkeypatch.setattr(parts.pq, "ParquetWriter", failing)
 
 
 def test_disk_full_is_recorded_warned_once_and_training_goes_on(tmp_path, monkeypatch):
-    _fail_on_open(monkeypatch)
+    _fail_on_open(monkeypatch, after=1)
     run = tmp_path / "run"
     w = RunWriter(run, COLS)
     w.write(split="train", epoch=0, step=0, batch=0, sample_key=_keys(3), values={"loss": [1, 2, 3]})
@@ -80,7 +83,7 @@ def test_disk_full_is_recorded_warned_once_and_training_goes_on(tmp_path, monkey
     assert meta["rows_dropped"] == 12 and meta["rows_written"] == 3
     df = read(run)
     assert df.loss.tolist() == [1, 2, 3]  # what was complete before the failure is intact
-    assert not list((run / "rows").rglob(".tmp-*"))
+    assert not list((run / "_trainstats" / "tmp").iterdir())
 
 
 def test_on_error_raise_raises_at_next_call(tmp_path, monkeypatch):
@@ -153,7 +156,7 @@ def test_sigkill_mid_write_then_resume_gives_no_duplicates(tmp_path):
     proc.wait(10)
     proc.stdout.close()
     assert lines == ["flushed 0", "flushed 1", "waiting"]
-    assert list((run / "rows").rglob(".tmp-part-*")), "the killed writer should have left an open temp part"
+    assert list((run / "_trainstats" / "tmp").glob("part-a0001-*.tmp")), "the killed writer should have left an open temp part"
     meta = read_metadata(run)  # still parses
     assert meta["attempt"] == 1
     df = read(run)
@@ -167,7 +170,7 @@ def test_sigkill_mid_write_then_resume_gives_no_duplicates(tmp_path):
     assert not df.duplicated(key).any()
     assert len(df) == 4 * (50 + 50)
     assert set(df[df.epoch >= 1].attempt) == {2} and set(df[df.epoch == 0].attempt) == {1}
-    assert not list((run / "rows").rglob(".tmp-part-a0001*")), "stale temp parts of dead attempts are removed"
+    assert not list((run / "_trainstats" / "tmp").glob("part-a0001-*")), "stale temp parts of dead attempts are removed"
     meta = read_metadata(run)
     assert [a["attempt"] for a in meta["attempts"]] == [1, 2]
     assert meta["attempts"][1]["start"] == {"split": "train", "epoch": 1, "step": 10}
@@ -221,7 +224,7 @@ def test_long_open_part_is_completed_without_a_flush(tmp_path):
     import time
 
     deadline = time.time() + 10
-    while time.time() < deadline and not list((tmp_path / "run" / "rows").rglob("part-*.parquet")):
+    while time.time() < deadline and not list((tmp_path / "run").glob("split=*/epoch=*/part-*.parquet")):
         time.sleep(0.2)
     assert len(read(tmp_path / "run")) == 2
     w.close()

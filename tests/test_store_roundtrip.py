@@ -75,7 +75,7 @@ def test_values_nulls_ids_and_noise_round_trip(tmp_path):
     assert [c["name"] for c in meta["value_columns"]] == ["loss", "correct", "pred"]
 
 
-def test_other_readers_see_plain_hive_parquet(tmp_path):
+def test_parts_are_zstd_with_ids_in_the_rows_and_metadata_out_of_the_dataset(tmp_path):
     run = tmp_path / "run"
     with RunWriter(run, COLS) as w:
         keys = w.register_samples(IDS)
@@ -83,18 +83,34 @@ def test_other_readers_see_plain_hive_parquet(tmp_path):
             w.write(split="train", epoch=epoch, step=epoch, batch=0, sample_key=keys,
                     values={"loss": np.arange(6) + epoch})
             w.flush()
-    # pandas and pyarrow read the rows folder directly, without trainstats
-    df = pd.read_parquet(run / "rows")
-    assert len(df) == 18 and set(df["epoch"].astype(int)) == {0, 1, 2}
-    samples = pq.read_table(run / "samples").to_pandas()
-    assert set(samples.sample_id) == set(IDS)
-    files = list((run / "rows").rglob("*.parquet"))
+    files = sorted(run.glob("split=*/epoch=*/*.parquet"))
+    assert [f.relative_to(run).parts[:2] for f in files] == [("split=train", f"epoch={e}") for e in range(3)]
+    assert sorted(p.name for p in run.iterdir()) == ["_trainstats", "split=train"]
     meta = pq.ParquetFile(files[0]).metadata
-    assert meta.row_group(0).column(0).compression == "ZSTD"
+    names = meta.schema.names
+    col = meta.row_group(0).column(names.index("sample_id"))
+    assert col.compression == "ZSTD" and col.has_dictionary_page
+    # the id is in the row; the key is stored only for rows whose id the writer never learned
+    table = pq.read_table(files[0])
+    assert table.column("sample_id").to_pylist() == IDS and table.column("sample_key").null_count == 6
     dataset = open_dataset(run)
     assert dataset.to_table().num_rows == 18
     assert dataset.schema.field("epoch").type == "int32" and dataset.schema.field("split").type == "string"
     assert read(run, epochs=[1, 2], columns=["loss"]).loss.tolist() == [1, 2, 3, 4, 5, 6, 2, 3, 4, 5, 6, 7]
+    df = read(run, epochs=0, columns=["sample_id", "sample_key"])
+    assert df.sample_id.tolist() == IDS and df.sample_key.tolist() == sample_key(IDS).tolist()
+
+
+def test_a_key_never_registered_is_kept_with_a_null_id(tmp_path):
+    run = tmp_path / "run"
+    with RunWriter(run, COLS) as w:
+        keys = w.register_samples(IDS[:2])
+        w.write(split="train", epoch=0, step=0, batch=0, sample_key=np.r_[keys, 77], values={"loss": [1, 2, 3]})
+    df = read(run)
+    assert df.sample_id.tolist()[:2] == IDS[:2] and pd.isna(df.sample_id[2])
+    assert df.sample_key.tolist() == [*keys.tolist(), 77]
+    plain = pd.read_parquet(run)
+    assert plain.sample_key.isna().tolist() == [True, True, False] and plain.sample_key[2] == 77
 
 
 def test_existing_run_is_refused_without_resume_and_columns_must_match(tmp_path):
@@ -113,13 +129,14 @@ def test_reader_errors_say_what_was_found_and_expected(tmp_path):
         read(tmp_path / "missing")
     run = tmp_path / "run"
     RunWriter(run, COLS).close()
-    meta = json.loads((run / "run.json").read_text())
+    run_json = run / "_trainstats" / "run.json"
+    meta = json.loads(run_json.read_text())
     meta["schema_version"] = 99
-    (run / "run.json").write_text(json.dumps(meta))
-    with pytest.raises(UnsupportedSchemaVersion, match="schema_version is 99; this trainstats reads schema_version 1"):
+    run_json.write_text(json.dumps(meta))
+    with pytest.raises(UnsupportedSchemaVersion, match="schema_version is 99; this trainstats reads schema_version 2"):
         read(run)
-    (run / "run.json").write_text('{"format": "trainstats-run",\n  "schema_version": }')
-    with pytest.raises(NotARunDirectory, match=r"run.json:2:21: run.json is not valid JSON"):
+    run_json.write_text('{"format": "trainstats-run",\n  "schema_version": }')
+    with pytest.raises(NotARunDirectory, match=r"_trainstats/run.json:2:21: run.json is not valid JSON"):
         read_metadata(run)
     RunWriter(tmp_path / "r2", COLS).close()
     with pytest.raises(ValueError, match="Invalid split"):

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "score memorization in run directories and write tables, plots and a report"),
     "great": ("great", "train a GREAT checkout (VHellendoorn/ICLR20-Great) with per-sample statistics"),
     "inspect": ("inspect", "print a run directory's metadata and row counts"),
+    "migrate": ("migrate", "upgrade a run directory to the current layout in place (safe to interrupt and rerun)"),
 }
 
 

@@ -21,7 +21,8 @@ from trainstats.analysis.columns import RunInfo, context_columns, discover_heads
 from trainstats.analysis.epochs import epoch_metrics, keep_losses
 from trainstats.analysis.metrics import sorted_curve
 from trainstats.analysis.scores import SCORE_NAMES
-from trainstats.analysis.source import RunSource, as_bool, as_float
+from trainstats.store import Run
+from trainstats.analysis.source import as_bool, as_float
 
 __all__ = ["RunAnalysis", "analyze_run", "CURVE_SCORES"]
 
@@ -73,8 +74,8 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
     """
     if split not in ("train", "dev", "eval"):
         raise ValueError(f"split must be 'train', 'dev' or 'eval'; received {split!r}")
-    src = RunSource.open(run_dir)
-    info = run_info(src.run_dir, src.metadata)
+    src = Run(run_dir)
+    info = run_info(src.path, src.metadata)
     vcols = src.metadata.get("value_columns") or []
     heads = discover_heads(vcols)
     context = {k: v for k, v in context_columns(vcols).items()}
@@ -133,9 +134,9 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
 
 def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, max_loss, progress):
     epochs = src.epochs(sp)
-    # sorted sample keys; the per-sample state grows when a chunk brings new ones. The training split
-    # starts from the registered ids (samples/), so a run that streams its data does not regrow often.
-    keys = src.registered_keys() if sp == "train" else np.zeros(0, np.int64)
+    # sorted sample keys; the per-sample state grows when a chunk brings new ones (GREAT streams its
+    # training set, so later epochs bring samples never seen before)
+    keys = np.zeros(0, np.int64)
     n = len(keys)
     seen = np.zeros(n, bool)
     stats = {h: SampleStats(n) for h in heads}
@@ -154,7 +155,7 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, max_loss
     if progress:
         from tqdm import tqdm
 
-        tables = tqdm(tables, total=len(epochs), desc=f"{src.run_dir.name} {sp}", unit="epoch")
+        tables = tqdm(tables, total=len(epochs), desc=f"{src.path.name} {sp}", unit="epoch")
     for epoch, t in tables:
         if t.num_rows == 0:
             continue
@@ -209,7 +210,7 @@ def _scan_split(src, sp, heads, context, msgs, metric_rows, loss_parts, max_loss
                 keep_losses(loss_parts, epoch, hname, vals["loss"], nz, max_loss)
     for (hname, s), ok in defined.items():
         if not ok:
-            msgs.add(f"{src.run_dir.name}: head {hname}: '{s}' is null in every {sp} row; scores and metrics "
+            msgs.add(f"{src.path.name}: head {hname}: '{s}' is null in every {sp} row; scores and metrics "
                      f"from it skipped")
     if not seen.all():  # registered ids without a row in this split
         for st in stats.values():
@@ -225,11 +226,11 @@ def _prefetch(src, sp, epochs, columns):
     if not epochs:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainstats-read") as pool:
-        pending = pool.submit(src.read, sp, epochs[0], columns)
+        pending = pool.submit(src.scan, sp, epochs[0], columns)
         for i, epoch in enumerate(epochs):
             table = pending.result()
             if i + 1 < len(epochs):
-                pending = pool.submit(src.read, sp, epochs[i + 1], columns)
+                pending = pool.submit(src.scan, sp, epochs[i + 1], columns)
             yield epoch, table
 
 
@@ -247,8 +248,8 @@ def _new_keys(keys: np.ndarray, sorted_chunk: np.ndarray) -> np.ndarray:
 def _scores_frame(src, keys, stats, noise, kinds, ctx, vcols, heads, msgs) -> pd.DataFrame:
     ids, missing = src.sample_ids(keys)
     if missing:
-        msgs.add(f"{src.run_dir.name}: {missing} of {len(keys)} samples have no entry in samples/ "
-                 "(sample_id left null)")
+        msgs.add(f"{src.path.name}: {missing} of {len(keys)} samples have no sample_id (their ids were never "
+                 "registered with the writer; sample_id left null)")
     cols: dict[str, object] = {
         "sample_key": keys,
         "sample_id": pd.arrays.ArrowExtensionArray(ids),

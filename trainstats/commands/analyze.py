@@ -30,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trainstats.analysis import analyze_runs
+    from trainstats.store import Run
 
-    missing = [str(d) for d in args.run_dirs if not (d / "run.json").is_file()]
+    missing = [str(d) for d in args.run_dirs if not Run.exists(d)]
     if missing:
-        print(f"trainstats analyze: not a run directory (no run.json): {', '.join(missing)}", file=sys.stderr)
+        print(f"trainstats analyze: not a run directory (no trainstats run metadata): {', '.join(missing)}",
+              file=sys.stderr)
         return 2
     if not 0.0 < args.cutoff_recall <= 1.0:
         print(f"trainstats analyze: --cutoff-recall must be in (0, 1]; received {args.cutoff_recall}", file=sys.stderr)

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--monitor", action="store_true",
                         help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
-                             "summaries and onset detection in OUT/runs/<run>/monitor (see docs/monitor.md)")
+                             "summaries and onset detection in OUT/runs/<run>/_trainstats/monitor (see docs/monitor.md)")
     parser.add_argument("--on-onset", choices=["log", "stop", "restore"], default="log",
                         help="with --monitor, at the memorization onset: record it (default), stop training, or "
                              "stop and restore the onset epoch's weights")
@@ -133,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(result.summary))
     if args.monitor:
         print(f"\nlive monitor: tensorboard --logdir {result.out_dir / 'runs'}  (signals and onsets: "
-              "runs/<run>/monitor/signals.parquet, onset.json)")
+              "runs/<run>/_trainstats/monitor/signals.parquet, onset.json)")
     return 0

@@ -12,18 +12,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainstats.store import NotARunDirectory, UnsupportedSchemaVersion, open_dataset, read_metadata
+    from trainstats.store import NotARunDirectory, Run, UnsupportedSchemaVersion
 
     try:
-        meta = read_metadata(args.run_dir)
+        run = Run(args.run_dir)
     except (NotARunDirectory, UnsupportedSchemaVersion) as e:
         print(f"trainstats inspect: {e}", file=sys.stderr)
         return 2
+    meta = run.metadata
     if args.json:
         print(json.dumps(meta, indent=2, default=str))
         return 0
     print(f"run {meta['run_id']}  recorder={meta['recorder']}  created {meta['created_at']}")
     print(f"versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    if run.legacy:
+        print(f"layout: schema_version {run.schema_version} (older layout; `trainstats migrate {args.run_dir}` "
+              "upgrades it in place so that any Parquet reader sees exactly the run)")
+    elif run.pending:
+        print("layout: rows superseded by a newer attempt are still in the dataset (a move was interrupted); "
+              f"trainstats hides them, `trainstats migrate {args.run_dir}` moves them to _superseded/")
     if meta.get("config"):
         print("config: " + json.dumps(meta["config"], default=str))
     print("value columns:")
@@ -37,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"rows written {meta['rows_written']:,}, dropped {meta['rows_dropped']:,}, errors {len(meta['errors'])}")
     for e in meta["errors"]:
         print(f"  error (attempt {e['attempt']}, writer {e['writer']}): {e['type']}: {e['message']}")
-    table = open_dataset(args.run_dir).to_table(columns=["split", "epoch", "noise"])
+    table = run.dataset().to_table(columns=["split", "epoch", "noise"])
     if table.num_rows:
         counts = table.group_by(["split", "epoch"]).aggregate([("noise", "count"), ("noise", "sum")])
         counts = counts.sort_by([("split", "ascending"), ("epoch", "ascending")]).to_pylist()

@@ -119,7 +119,7 @@ def run_demo(
     study's per-epoch CSV, drawn in the report beside the demo's curves (checked before any
     training). ``callbacks(run, run_dir)``: extra Keras callbacks for a run's ``fit``.
     ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
-    onset files in ``runs/<run name>/monitor``); None: no monitor.
+    onset files in ``runs/<run name>/_trainstats/monitor``); None: no monitor.
     """
     import shutil
 

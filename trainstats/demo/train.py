@@ -132,7 +132,10 @@ def train_run(
 
         fit_callbacks.insert(fit_callbacks.index(capture) + 1, MemorizationMonitor(capture, **monitor))
     history = model.fit(train_ds, validation_data=dev_ds, epochs=s.epochs, verbose=0, callbacks=fit_callbacks)
-    vocab.to_json(Path(run_dir) / "vocab.json")
+    from trainstats.store import files_dir
+
+    files_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    vocab.to_json(files_dir(run_dir) / "vocab.json")
     return {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             "seconds": time.perf_counter() - t0, "n_train": len(train), "n_dev": len(dev),
             "skipped_too_long": train.skipped_too_long + dev.skipped_too_long,

@@ -33,7 +33,7 @@ def add_great_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="seed Python, numpy and TensorFlow before building the model (GREAT: unseeded)")
     parser.add_argument("--monitor", action="store_true",
                         help="live memorization monitor (needs --stats): signals per GREAT step in TensorBoard "
-                             "(RUN_DIR/monitor) and onset detection; see docs/monitor.md")
+                             "(RUN_DIR/_trainstats/monitor) and onset detection; see docs/monitor.md")
     parser.add_argument("--on-onset", choices=["log", "stop", "restore"], default="log",
                         help="with --monitor, at the memorization onset: record it (default), stop training, or "
                              "stop and restore the onset step's weights")

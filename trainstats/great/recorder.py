@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from trainstats.great.columns import GREAT_COLUMNS, row_values
-from trainstats.store import RunWriter, sample_key
+from trainstats.store import Run, RunWriter, sample_key
 
 __all__ = ["GreatRecorder", "UPDATES_FILE", "load_updates", "save_updates"]
 
@@ -67,7 +67,7 @@ class GreatRecorder:
                  noise_manifest: str | os.PathLike | None = None, fresh: bool = False,
                  versions: Mapping[str, str] | None = None) -> None:
         run_dir = Path(run_dir)
-        exists = (run_dir / "run.json").exists()
+        exists = Run.exists(run_dir)
         if fresh and exists:
             raise FileExistsError(f"{run_dir} already holds a run; choose a new --stats directory")
         if noise_manifest is not None and not Path(noise_manifest).is_file():

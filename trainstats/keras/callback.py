@@ -14,7 +14,7 @@ import tensorflow as tf
 from trainstats.keras.capture import KEY, NOISE, STEP, SUBSTEP, VALID_PREFIX, Capture, unpack
 from trainstats.keras.functions import make_function
 from trainstats.keras.ids import registry
-from trainstats.store import RunWriter, ValueColumn
+from trainstats.store import Run, RunWriter, ValueColumn
 
 __all__ = ["PerSampleStats"]
 
@@ -330,15 +330,16 @@ class PerSampleStats(keras.callbacks.Callback):
                                noise_manifest=self.noise_manifest, attempt=self._attempt,
                                writer_id=f"{self.writer_id}.{self._fits}", on_error=self.on_error,
                                versions=versions)
+            self._registered = 0  # each writer stores the ids of its own rows: it needs every id
         else:
             resume = self.resume
             if resume == "auto":
-                resume = (self.run_dir / "run.json").exists()
+                resume = Run.exists(self.run_dir)
             writer = RunWriter(self.run_dir, columns, recorder="keras", config=config,
                                noise_manifest=self.noise_manifest, resume=bool(resume),
                                writer_id=self.writer_id, on_error=self.on_error, versions=versions)
             self._attempt = writer.attempt
-            self._registered = 0  # a later fit() joins this attempt: its side table already has the ids
+            self._registered = 0
         return writer
 
     def _register_new_ids(self) -> None:

@@ -47,7 +47,7 @@ class MemorizationMonitor(keras.callbacks.Callback):
     Args:
         stats: the :class:`PerSampleStats` of the same ``fit`` (it must be in ``callbacks`` too).
         log_dir: TensorBoard folder (default: ``trainstats.store.monitor_dir(stats.run_dir)``, i.e.
-            ``RUN_DIR/monitor``); ``signals.parquet`` and ``onset.json`` go there too.
+            ``RUN_DIR/_trainstats/monitor``); ``signals.parquet`` and ``onset.json`` go there too.
         head: head the rules watch (default ``joint`` if recorded, else the first head).
         rule: ``"auto"`` (``flags`` once noised samples are seen, else ``loss``), ``"flags"``, ``"loss"``.
         patience: epochs the memorization signal must keep rising (>= 1).
@@ -64,7 +64,7 @@ class MemorizationMonitor(keras.callbacks.Callback):
         monitor = MemorizationMonitor(stats, on_onset="restore", patience=2)
         model.fit(ds, validation_data=val, epochs=30, callbacks=[stats, monitor])
         monitor.onset            # Onset(epoch=6, detected_at=8, rule='flags', ...) or None
-        # tensorboard --logdir runs/exp1/monitor
+        # tensorboard --logdir runs/exp1/_trainstats/monitor
     """
 
     def __init__(self, stats: PerSampleStats, *, log_dir: str | os.PathLike | None = None, head: str | None = None,

@@ -12,7 +12,7 @@ import numpy as np
 
 from trainstats.store.schema import SPLITS, ValueColumn
 
-__all__ = ["Batch", "make_batch"]
+__all__ = ["Batch", "make_batch", "per_row", "first_step"]
 
 _NP_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32,
               "int64": np.int64, "bool": np.bool_}
@@ -25,8 +25,8 @@ class Batch:
 
     split: str
     epoch: int
-    step: np.ndarray
-    batch: np.ndarray  # int32, one per row
+    step: np.ndarray | int  # int64 per row, or one int for every row
+    batch: np.ndarray | int  # int32 per row, or one int
     keys: np.ndarray
     values: dict[str, tuple[np.ndarray, np.ndarray | None]]
     noise: np.ndarray | None
@@ -44,11 +44,16 @@ def _to_numpy(x: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         raise TypeError(f"column {name!r}: cannot convert {type(x).__name__} to an array ({e})") from None
 
 
-def _per_row(value: Any, name: str, n: int, dtype) -> np.ndarray:
-    """An int broadcast to ``n`` rows, or an integer array of ``n`` entries; never negative."""
+def _per_row(value: Any, name: str, n: int, dtype) -> np.ndarray | int:
+    """An int (kept as one int for every row), or an integer array of ``n`` entries; never negative."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative int or an integer array with one entry per "
+                             f"sample; received {value}")
+        return int(value)
     arr, _ = _to_numpy(value, name)
-    if arr.ndim == 0:
-        arr = np.full(n, arr, dtype=arr.dtype)
+    if arr.ndim == 0 and arr.dtype.kind in "iu":
+        return _per_row(int(arr), name, n, dtype)
     if arr.shape != (n,) or arr.dtype.kind not in "iu" or (n and arr.min() < 0):
         raise ValueError(f"{name} must be a non-negative int or an integer array with one entry per sample; "
                          f"received shape {arr.shape} dtype {arr.dtype}, sample_key has {n} entries")
@@ -106,3 +111,15 @@ def make_batch(columns: Mapping[str, ValueColumn], *, split: str, epoch: int, st
     elif noise_kind is not None:
         raise ValueError("noise_kind was given without noise; pass both or neither")
     return Batch(split, int(epoch), step_arr, batch_arr, keys, out, flags, kinds)
+
+
+def per_row(chunks: list, field: str, dtype) -> np.ndarray:
+    """One array of ``field`` (``step`` or ``batch``) over the rows of several batches."""
+    values = [getattr(c, field) for c in chunks]
+    if all(isinstance(v, int) for v in values):
+        return np.repeat(np.array(values, dtype), [len(c.keys) for c in chunks])
+    return np.concatenate([np.full(len(c.keys), v, dtype) if isinstance(v, int) else v for c, v in zip(chunks, values)])
+
+
+def first_step(chunk: Batch) -> int:
+    return chunk.step if isinstance(chunk.step, int) else int(chunk.step.min())

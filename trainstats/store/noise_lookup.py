@@ -10,13 +10,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from trainstats.store.key_index import KeyIndex
 from trainstats.store.sample_ids import sample_key
 
 __all__ = ["NoiseLookup"]
 
 
 class NoiseLookup:
-    """Sorted ``sample_key -> kind`` table answering vectorised look-ups.
+    """``sample_key -> kind`` table answering vectorised look-ups (through a :class:`KeyIndex`).
 
     ``lookup(keys)`` returns ``(noise, kind_codes)``: a bool array and an int32 array of indices into
     ``kinds`` (-1 where the sample is clean)."""
@@ -27,12 +28,13 @@ class NoiseLookup:
         self.kinds: list[str] = sorted(set(kinds_per_id))
         code_of = {k: i for i, k in enumerate(self.kinds)}
         keys = sample_key(ids) if ids else np.zeros(0, np.int64)
-        order = np.argsort(keys, kind="stable")
-        self._keys = keys[order]
-        self._codes = np.array([code_of[k] for k in kinds_per_id], dtype=np.int32)[order]
+        self._index = KeyIndex()
+        positions = self._index.add(keys)
+        self._codes = np.zeros(len(self._index), np.int32)
+        self._codes[positions] = np.array([code_of[k] for k in kinds_per_id], dtype=np.int32)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._index)
 
     @classmethod
     def from_source(cls, source: Any) -> tuple["NoiseLookup", str | None]:
@@ -71,10 +73,8 @@ class NoiseLookup:
         return cls(dict(zip(ids, kinds)))
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(self._keys) == 0:
-            return np.zeros(len(keys), bool), np.full(len(keys), -1, np.int32)
-        pos = np.searchsorted(self._keys, keys)
-        pos = np.minimum(pos, len(self._keys) - 1)
-        hit = self._keys[pos] == keys
-        codes = np.where(hit, self._codes[pos], -1).astype(np.int32)
-        return hit, codes
+        pos = self._index.lookup(keys)
+        hit = pos >= 0
+        if not len(self._codes):
+            return hit, np.full(len(keys), -1, np.int32)
+        return hit, np.where(hit, self._codes[np.where(hit, pos, 0)], -1).astype(np.int32)

@@ -19,21 +19,28 @@ __all__ = [
     "ValueColumn",
     "row_schema",
     "file_schema",
+    "legacy_row_schema",
     "partitioning",
+    "write_options",
 ]
 
-SCHEMA_VERSION = 1
+#: 2: rows carry ``sample_id``; metadata under ``_trainstats/``. 1: older layout (``trainstats migrate``).
+SCHEMA_VERSION = 2
 SPLITS = ("train", "dev", "eval")
 
 #: Columns stored inside every part file (the partition columns live in the path).
 KEY_COLUMNS: dict[str, pa.DataType] = {
     "step": pa.int64(),
     "batch": pa.int32(),
+    "sample_id": pa.dictionary(pa.int32(), pa.string()),
     "sample_key": pa.int64(),
     "noise": pa.bool_(),
     "noise_kind": pa.dictionary(pa.int32(), pa.string()),
     "attempt": pa.int32(),
 }
+_NULLABLE_KEYS = {"sample_id", "sample_key", "noise_kind"}
+#: Schema version 1 stored the key in every row and the ids in a side table.
+_LEGACY_KEY_COLUMNS = {k: v for k, v in KEY_COLUMNS.items() if k != "sample_id"}
 PARTITION_COLUMNS: dict[str, pa.DataType] = {"split": pa.string(), "epoch": pa.int32()}
 
 #: Per-head statistics the analysis understands, with their dtype.
@@ -64,7 +71,7 @@ _DTYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = set(KEY_COLUMNS) | set(PARTITION_COLUMNS) | {"sample_id"}
+_RESERVED = set(KEY_COLUMNS) | set(PARTITION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,11 @@ def check_value_columns(columns: Sequence[ValueColumn]) -> list[ValueColumn]:
     return cols
 
 
-def file_schema(columns: Sequence[ValueColumn]) -> pa.Schema:
+def file_schema(columns: Sequence[ValueColumn], *, legacy: bool = False) -> pa.Schema:
     """Schema of one part file: key columns then value columns (partition columns excluded)."""
-    fields = [pa.field(n, t, nullable=(n == "noise_kind")) for n, t in KEY_COLUMNS.items()]
+    keys = _LEGACY_KEY_COLUMNS if legacy else KEY_COLUMNS
+    fields = [pa.field(n, t, nullable=(n in _NULLABLE_KEYS and not (legacy and n == "sample_key")))
+              for n, t in keys.items()]
     fields += [pa.field(c.name, c.arrow_type, nullable=True) for c in columns]
     return pa.schema(fields)
 
@@ -139,6 +148,34 @@ def row_schema(columns: Sequence[ValueColumn]) -> pa.Schema:
     """Schema a reader sees: partition columns, key columns, value columns."""
     parts = [pa.field(n, t, nullable=False) for n, t in PARTITION_COLUMNS.items()]
     return pa.schema(parts + list(file_schema(columns)))
+
+
+def legacy_row_schema(columns: Sequence[ValueColumn]) -> pa.Schema:
+    """Row schema of a schema-version-1 part, plus ``sample_id`` (absent there, null when read)."""
+    parts = [pa.field(n, t, nullable=False) for n, t in PARTITION_COLUMNS.items()]
+    return pa.schema(parts + list(file_schema(columns, legacy=True)) + [pa.field("sample_id", KEY_COLUMNS["sample_id"])])
+
+
+def write_options(columns: Sequence[ValueColumn]) -> dict[str, Any]:
+    """``pyarrow.parquet.ParquetWriter`` options of every row part (measured in ``bench/store.py``).
+
+    - zstd; dictionary encoding for ``sample_id`` (its dictionary page holds the ids once per part:
+      ~3 bytes a row), the small key columns and integer/bool values;
+    - ``BYTE_STREAM_SPLIT`` for floats, with pages of up to 131072 rows and 512 KiB so that each byte
+      plane of a full float32 page is one 128 KiB zstd block (compressed on its own statistics);
+    - no statistics for ``sample_id`` (min/max over strings cost as much as writing the column).
+    """
+    floats = [c.name for c in columns if c.dtype.startswith("float")]
+    return dict(
+        compression="zstd",
+        use_dictionary=["sample_id", "noise_kind", "step", "batch", "attempt"]
+        + [c.name for c in columns if not c.dtype.startswith("float")],
+        column_encoding={name: "BYTE_STREAM_SPLIT" for name in floats} | {"sample_key": "PLAIN"},
+        write_statistics=["step", "batch", "attempt", "noise", "sample_key"] + [c.name for c in columns],
+        max_rows_per_page=131072,
+        data_page_size=512 * 1024,
+        dictionary_pagesize_limit=128 * 1024 * 1024,
+    )
 
 
 def partitioning():

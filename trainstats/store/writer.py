@@ -3,12 +3,15 @@
 Training code calls :meth:`RunWriter.write` once per batch. The call validates and copies the arrays
 (a ``ValueError`` naming the column for wrong lengths or dtypes is raised right there, in the caller's
 thread) and puts them on a bounded queue; a background thread groups rows per ``(split, epoch)``,
-converts them to Arrow and streams row groups into part files. A part is written under a temporary
-name (``.tmp-part-…``) and renamed when complete, so readers never see half a file.
+converts them to Arrow (the keys become the ``sample_id`` column through the ids registered with
+:meth:`RunWriter.register_samples`) and streams row groups into part files. A part is written under
+``_trainstats/tmp/`` and renamed into its partition folder when complete, so readers never see half
+a file. When the attempt writes its first row, the rows of older attempts it supersedes leave the
+dataset (:mod:`trainstats.store.supersede`) before any of its own rows is published.
 
 The writer never blocks or crashes the training it observes: when the queue is full the batch is
 dropped and counted; when writing fails (disk full, permission) the error is recorded in
-``writers/a<attempt>-w<writer>.json``, a ``RuntimeWarning`` is issued once, and later rows are
+``_trainstats/writers/a<attempt>-w<writer>.json``, a ``RuntimeWarning`` is issued once, and later rows are
 dropped and counted — unless ``on_error="raise"``, in which case the next call raises
 :class:`StoreWriteError`.
 
@@ -37,13 +40,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from trainstats.store import durable
 from trainstats.store import run_dir as rd
-from trainstats.store.batch import make_batch
-from trainstats.store.errors import StoreWriteError
+from trainstats.store.batch import first_step, make_batch
+from trainstats.store.errors import StoreWriteError, UnsupportedSchemaVersion
+from trainstats.store.layout import Layout
 from trainstats.store.noise_lookup import NoiseLookup
 from trainstats.store.parts import PartSet
+from trainstats.store.sample_ids import IdTable
 from trainstats.store.sample_ids import sample_key as _sample_key
 from trainstats.store.schema import ValueColumn, check_value_columns
+from trainstats.store.supersede import attempt_starts, reconcile
 
 __all__ = ["RunWriter"]
 
@@ -121,19 +128,24 @@ class RunWriter:
         if noise_manifest is not None:
             self._noise, manifest_desc = NoiseLookup.from_source(noise_manifest)
 
-        exists = (self.run_dir / rd.RUN_FILE).exists()
+        self._layout = layout = Layout(self.run_dir)
+        if layout.legacy:
+            raise UnsupportedSchemaVersion(
+                f"{self.run_dir} was written by an older trainstats (schema_version 1: run.json at the top). "
+                f"Upgrade it in place with `trainstats migrate {self.run_dir}`, then resume.")
+        exists = layout.exists()
         if exists and not resume and attempt is None:
             raise FileExistsError(
                 f"{self.run_dir} already holds a run. Pass resume=True to continue it as a new attempt "
                 "(the newest attempt's rows win), or choose another directory."
             )
         self.metadata, self.created = rd.create_or_open_run(
-            self.run_dir, self.columns, recorder=recorder, config=config,
+            layout, self.columns, recorder=recorder, config=config,
             noise_manifest=manifest_desc, versions=versions)
-        self.attempt = rd.allocate_attempt(self.run_dir, attempt, noise_manifest=manifest_desc)
+        self.attempt = rd.allocate_attempt(layout, attempt, noise_manifest=manifest_desc)
         self._remove_stale_temp_files()
 
-        self._status_path = self.run_dir / "writers" / f"a{self.attempt:04d}-w{writer_id}.json"
+        self._status_path = layout.writer_file(self.attempt, writer_id)
         self._lock = threading.Lock()
         self._rows_dropped = 0
         self._queued_rows = 0
@@ -142,8 +154,10 @@ class RunWriter:
         self._warned_drop = False
         self._reported_error = False
         self._closed = False
-        self._parts = PartSet(self.run_dir, self.columns, attempt=self.attempt, writer_id=writer_id,
-                              row_group_rows=row_group_rows, max_part_seconds=max_part_seconds)
+        self._ids = IdTable()
+        self._reported_collisions = 0
+        self._parts = PartSet(layout, self.columns, attempt=self.attempt, writer_id=writer_id,
+                              row_group_rows=row_group_rows, max_part_seconds=max_part_seconds, ids=self._ids)
         self._queue: "queue.Queue[tuple[str, Any]]" = queue.Queue()
         self._write_status()
         self._thread = threading.Thread(target=self._run, name=f"trainstats-writer-{writer_id}", daemon=True)
@@ -167,7 +181,9 @@ class RunWriter:
         return list(self._errors)
 
     def register_samples(self, sample_ids: Sequence[str], *, keys: Any = None) -> np.ndarray:
-        """Record the ``sample_key -> sample_id`` side table for these ids; return their keys.
+        """Tell the writer the ids of these samples; return their keys. Rows written with a key are
+        stored with its id (the ``sample_id`` column); a key never registered is stored as is, with a
+        null ``sample_id``. Register before writing the rows (registrations are applied in order).
 
         ``keys``: the ids' keys when the caller already computed them with :func:`sample_key`
         (saves hashing again; a mismatch in length raises)."""
@@ -223,9 +239,6 @@ class RunWriter:
                               f"{self._status_path.name}). Raise max_queue_rows or write less often.",
                               RuntimeWarning, stacklevel=2)
             return
-        if self._first_position is None:
-            self._first_position = {"split": chunk.split, "epoch": chunk.epoch, "step": int(chunk.step.min())}
-            self._write_status()  # durable before any row of this attempt can be published
         self._queue.put(("rows", chunk))
 
     def flush(self, timeout: float | None = None) -> None:
@@ -283,11 +296,18 @@ class RunWriter:
                 if not self._errors:
                     self._guard(self._parts.complete_old_parts)
             try:
-                kind, item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                continue
+                kind, item = self._queue.get_nowait()
+            except queue.Empty:  # idle: prepare buffered rows now rather than at the next flush
+                if not self._errors:
+                    self._guard(self._parts.stage, 8192)
+                try:
+                    kind, item = self._queue.get(timeout=1.0)
+                except queue.Empty:
+                    continue
             if kind == "rows":
                 n = len(item.keys)
+                if self._first_position is None and not self._errors:
+                    self._guard(self._start, item)
                 if self._errors:
                     self._count_dropped(n)
                 else:  # on failure, _guard counts the rows it discards (this chunk included)
@@ -295,17 +315,33 @@ class RunWriter:
                 with self._lock:
                     self._queued_rows -= n
             elif kind == "samples":
-                if not self._errors:
-                    self._guard(self._parts.add_samples, *item)
+                self._ids.add(*item)
+                if len(self._ids.collisions) > self._reported_collisions:
+                    self._report_collisions()
             else:  # flush / close
                 if not self._errors:
                     self._guard(self._parts.complete_all)
                 if kind == "close":
                     self._parts.abandon()
-                self._guard(self._write_status, closed=(kind == "close"))
+                self._guard(self._write_status, closed=(kind == "close"), sync=(kind == "close"))
                 item.set()
                 if kind == "close":
                     return
+
+    def _start(self, chunk) -> None:
+        """First row of this writer: record where the attempt starts (durable), then take the rows
+        it supersedes out of the dataset — both before any row of it can be published."""
+        self._first_position = {"split": chunk.split, "epoch": chunk.epoch, "step": first_step(chunk)}
+        self._write_status()
+        if len(self._layout.attempt_numbers()) > 1:
+            reconcile(self._layout, self.columns, attempt_starts(self._layout))
+
+    def _report_collisions(self) -> None:
+        new = self._ids.collisions[self._reported_collisions:]
+        self._reported_collisions = len(self._ids.collisions)
+        for key, first, second in new:
+            log.warning("trainstats: sample ids %r and %r share sample_key %d in %s; their rows are stored "
+                        "with the key and no sample_id", first, second, key, self.run_dir)
 
     def _count_dropped(self, n: int) -> None:
         with self._lock:
@@ -327,8 +363,9 @@ class RunWriter:
                 pass
             return False
 
-    def _write_status(self, closed: bool = False) -> None:
-        rd.write_json_atomic(self._status_path, {
+    def _write_status(self, closed: bool = False, *, sync: bool = True) -> None:
+        """Rewrite this writer's status file; fsynced unless ``sync=False`` (the flush-time counters)."""
+        durable.write_json_atomic(self._status_path, {
             "attempt": self.attempt,
             "writer": self.writer_id,
             "pid": os.getpid(),
@@ -336,16 +373,15 @@ class RunWriter:
             "rows_written": self._parts.rows_completed,
             "rows_dropped": self._rows_dropped,
             "errors": self._errors,
+            "key_collisions": [{"sample_key": k, "sample_ids": [a, b]} for k, a, b in self._ids.collisions],
             "closed": closed,
             "updated_at": rd.utc_now(),
-        })
+        }, what="writer status", sync=sync)
 
     def _remove_stale_temp_files(self) -> None:
         """Temp parts of older attempts belong to dead writers: they never become data."""
-        pattern = re.compile(r"^\.tmp-part-a(\d+)-")
-        for path in (self.run_dir / "rows").rglob(".tmp-part-*"):
-            m = pattern.match(path.name)
-            if m and int(m.group(1)) < self.attempt:
+        for name, path in self._layout.stale_tmp_parts():
+            if name.attempt < self.attempt:
                 try:
                     path.unlink()
                 except OSError:
