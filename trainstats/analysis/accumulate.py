@@ -43,15 +43,33 @@ def _add_grouped(target: np.ndarray, idx: np.ndarray, values: np.ndarray, unique
 
 @dataclass
 class _Sums:
+    """Per-sample count ``n`` and sum ``s`` of the defined values; with ``spread``, also the running
+    mean ``mu`` and the sum of squared deviations from it ``m2`` (for the variance ``m2 / n``).
+
+    ``m2`` is updated chunk by chunk with Chan, Golub and LeVeque's pairwise merge (1979; Welford's
+    update when a chunk brings one value): per sample the chunk's own count ``n_b``, mean ``m_b``
+    and ``M2_b = sum (v - m_b)^2`` (passes over the chunk: the mean, its correction by the mean
+    deviation, the squares), then with ``d = m_b - mu``
+    ``mu += d n_b / (n + n_b)`` and ``m2 += M2_b + d^2 n n_b / (n + n_b)``. Unlike ``ss/n - mean^2``
+    this loses no digits when the values are nearly equal (p = 0.99 a hundred times gives exactly 0),
+    and any split of the rows into chunks gives the same result up to rounding.
+    """
+
     n: np.ndarray
     s: np.ndarray
-    ss: np.ndarray | None = None
+    mu: np.ndarray | None = None
+    m2: np.ndarray | None = None
 
     @classmethod
-    def zeros(cls, n: int, squares: bool = False) -> "_Sums":
-        return cls(np.zeros(n, np.int32), np.zeros(n, np.float64), np.zeros(n, np.float64) if squares else None)
+    def zeros(cls, n: int, spread: bool = False) -> "_Sums":
+        z = (lambda: np.zeros(n, np.float64)) if spread else (lambda: None)  # noqa: E731
+        return cls(np.zeros(n, np.int32), np.zeros(n, np.float64), z(), z())
+
+    def arrays(self) -> tuple[str, ...]:
+        return ("n", "s") + (("mu", "m2") if self.m2 is not None else ())
 
     def add(self, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
+        """Add values of rows ``idx`` (ascending when not ``unique``); NaN values are skipped."""
         ok = ~np.isnan(values)
         if ok.all():
             i, v = idx, values
@@ -59,17 +77,40 @@ class _Sums:
             return
         else:
             i, v = idx[ok], values[ok]
+        if self.m2 is not None:
+            self._merge_spread(i, v, unique)
         if unique:
             self.n[i] += 1
         else:
             np.add.at(self.n, i, 1)
         _add_grouped(self.s, i, v, unique)
-        if self.ss is not None:
-            _add_grouped(self.ss, i, v * v, unique)
+
+    def _merge_spread(self, i: np.ndarray, v: np.ndarray, unique: bool) -> None:
+        if unique:   # one value per sample: Welford's update
+            u, n_b, mean_b, m2_b = i, 1.0, v, 0.0
+        else:
+            starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+            u = i[starts]
+            n_b = np.diff(np.r_[starts, len(i)]).astype(np.float64)
+            counts = n_b.astype(np.int64)
+            mean_b = np.add.reduceat(v, starts) / n_b
+            mean_b += np.add.reduceat(v - np.repeat(mean_b, counts), starts) / n_b   # corrected mean
+            dev = v - np.repeat(mean_b, counts)
+            m2_b = np.add.reduceat(dev * dev, starts)
+        n_a = self.n[u].astype(np.float64)
+        total = n_a + n_b
+        delta = mean_b - self.mu[u]
+        self.mu[u] += delta * (n_b / total)
+        self.m2[u] += m2_b + delta * delta * (n_a * n_b / total)
 
     def mean(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.n > 0, self.s / np.maximum(self.n, 1), np.nan)
+
+    def std(self) -> np.ndarray:
+        """Population standard deviation ``sqrt(m2 / n)`` (NaN without a value)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n > 0, np.sqrt(np.maximum(self.m2, 0.0) / np.maximum(self.n, 1)), np.nan)
 
 
 class SampleStats:
@@ -86,7 +127,7 @@ class SampleStats:
         self.n_samples = n
         self.loss = _Sums.zeros(n)
         self.margin = _Sums.zeros(n)
-        self.gold_prob = _Sums.zeros(n, squares=True)
+        self.gold_prob = _Sums.zeros(n, spread=True)
         self.correct = _Sums.zeros(n)
         self._last = np.full(n, _UNSEEN, np.int8)
         self._forget = np.zeros(n, np.int32)
@@ -96,10 +137,8 @@ class SampleStats:
     def grow(self, positions: np.ndarray, n_new: int) -> None:
         """Re-index to ``n_new`` samples: old sample ``i`` moves to ``positions[i]``; the rest start empty."""
         for sums in (self.loss, self.margin, self.gold_prob, self.correct):
-            for attr in ("n", "s", "ss"):
-                a = getattr(sums, attr)
-                if a is not None:
-                    setattr(sums, attr, _moved(a, positions, n_new, 0))
+            for attr in sums.arrays():
+                setattr(sums, attr, _moved(getattr(sums, attr), positions, n_new, 0))
         for attr, fill in (("_last", _UNSEEN), ("_forget", 0), ("_first_learned", -1), ("_for_good", -1)):
             setattr(self, attr, _moved(getattr(self, attr), positions, n_new, fill))
         self.n_samples = int(n_new)
@@ -107,10 +146,8 @@ class SampleStats:
     def keep(self, mask: np.ndarray) -> None:
         """Drop the samples where ``mask`` is False (e.g. registered ids that never appeared)."""
         for sums in (self.loss, self.margin, self.gold_prob, self.correct):
-            for attr in ("n", "s", "ss"):
-                a = getattr(sums, attr)
-                if a is not None:
-                    setattr(sums, attr, a[mask])
+            for attr in sums.arrays():
+                setattr(sums, attr, getattr(sums, attr)[mask])
         for attr in ("_last", "_forget", "_first_learned", "_for_good"):
             setattr(self, attr, getattr(self, attr)[mask])
         self.n_samples = int(mask.sum())
@@ -223,11 +260,7 @@ class SampleStats:
 
     @property
     def variability(self) -> np.ndarray:
-        g = self.gold_prob
-        mean = g.mean()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = g.ss / np.maximum(g.n, 1) - mean * mean
-        return np.where(g.n > 0, np.sqrt(np.clip(var, 0.0, None)), np.nan)
+        return self.gold_prob.std()
 
     @property
     def correctness(self) -> np.ndarray:

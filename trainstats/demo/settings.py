@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 __all__ = ["DemoSettings", "DEFAULT", "QUICK", "STUDY_KINDS", "DEFAULT_LEVELS", "GRID_LEVELS", "QUICK_SECONDS",
-           "defaults_fingerprint", "defaults_markdown"]
+           "MEASURED_SECONDS", "expected_duration", "defaults_fingerprint", "defaults_markdown"]
 
 #: the study's two noise kinds: label noise (buggy <-> bug-free) and input noise (injected repair markers)
 STUDY_KINDS: tuple[str, ...] = ("label", "inject-repair")
@@ -72,6 +72,20 @@ DEFAULT = DemoSettings()
 #: ``--quick``: a smoke run in about :data:`QUICK_SECONDS` (too small to show memorization)
 QUICK = DemoSettings(max_functions=300, max_tokens=64, hidden=32, num_layers=1, num_heads=2, epochs=2,
                      vocab_size=1000, token_budget=4096, max_batch=128)
+
+#: Wall-clock seconds each preset took on the 2-core development machine, nearly idle, as printed by
+#: ``trainstats demo`` / ``trainstats demo --quick`` ("N run(s) in T s"; re-measure after changing a
+#: preset). The one source of such figures: the CLI help and docs/demo.md / README.md quote
+#: :func:`expected_duration`, and tests/test_cli_rough_edges.py checks that they do.
+MEASURED_SECONDS: dict[str, float] = {"default": 517, "quick": QUICK_SECONDS}
+
+
+def expected_duration(preset: str) -> str:
+    """``"about 60 s"`` / ``"about 9 minutes"`` for ``"quick"`` / ``"default"`` (from MEASURED_SECONDS)."""
+    seconds = MEASURED_SECONDS[preset]
+    if seconds < 120:
+        return f"about {round(seconds / 10) * 10:.0f} s"
+    return f"about {round(seconds / 60):.0f} minutes"
 
 
 def defaults_fingerprint(settings: DemoSettings = DEFAULT, levels=DEFAULT_LEVELS, kinds=STUDY_KINDS,

@@ -222,15 +222,19 @@ def _run(jobs: list[FileJob], workers: int | None, progress: bool) -> Iterable[F
     try:
         if workers == 1 or len(jobs) < 8:
             for job in jobs:
-                yield process_file(job)
-                bar.update(1)
+                res = process_file(job)
+                bar.update(1)   # before the yield: the consumer may stop at this file
+                yield res
             return
         with multiprocessing.get_context().Pool(workers) as pool:
             for res in pool.imap(process_file, jobs, chunksize=2):
-                yield res
                 bar.update(1)
+                yield res
             # leaving the with-block early (max_functions reached) terminates the pool
     finally:
+        if bar.n < bar.total:   # stopped early (max_functions): end the bar at the files read
+            bar.total = bar.n
+            bar.refresh()
         bar.close()
 
 
