@@ -45,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="existing GREAT-format shards with train/ and dev/ splits (default: build from the "
                              "running Python's standard library)")
-    parser.add_argument("--source", type=Path, default=None,
-                        help="Python source tree to build the data from (default: the standard library)")
+    parser.add_argument("--source", type=Path, default=None, action="append",
+                        help="Python source tree to build the data from (default: the standard library); "
+                             "repeat for several trees, built as one dataset split by file")
     parser.add_argument("--levels", type=_levels, default=None,
                         help="noise levels in percent, comma-separated (default: "
                              f"{','.join(f'{100 * v:g}' for v in DEFAULT_LEVELS)}; --grid: "

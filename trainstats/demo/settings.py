@@ -50,14 +50,14 @@ class DemoSettings:
     hidden: int = 64
     num_layers: int = 2
     num_heads: int = 4
-    dropout: float = 0.0
+    dropout: float = 0.1
     vocab_size: int = 8000
     epochs: int = 8
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     warmup_fraction: float = 0.05
     cosine: bool = True
-    token_budget: int = 16384
-    max_batch: int = 512
+    token_budget: int = 8192
+    max_batch: int = 256
     bucket_width: int | None = 8
 
     def replace(self, **changes) -> "DemoSettings":

@@ -32,7 +32,7 @@ class DemoResult:
 
 
 def _check(levels: Sequence[float], seeds: Sequence[int], kinds: Sequence[str], data: Path | None,
-           source: Path | None) -> None:
+           sources: list[Path] | None) -> None:
     if not levels:
         raise ValueError("levels is empty; expected at least one noise level, e.g. [0.0, 0.5]")
     bad = [lv for lv in levels if not isinstance(lv, (int, float)) or not 0.0 <= lv <= 1.0]
@@ -47,7 +47,7 @@ def _check(levels: Sequence[float], seeds: Sequence[int], kinds: Sequence[str], 
     unknown = [k for k in kinds if k not in available_kinds()]
     if unknown:
         raise ValueError(f"unknown noise kind(s) {unknown}; expected some of {sorted(available_kinds())}")
-    if data is not None and source is not None:
+    if data is not None and sources is not None:
         raise ValueError("give data (existing shards) or source (a tree to build from), not both")
     if data is not None:
         from trainstats.varmisuse import list_shards
@@ -58,8 +58,9 @@ def _check(levels: Sequence[float], seeds: Sequence[int], kinds: Sequence[str], 
             if not list_shards(data, split=split):
                 raise ValueError(f"--data {data}: no {split!r} shards found (expected "
                                  f"{split}__VARIABLE_MISUSE__SStuB.txt-NNNNN-of-NNNNN files, e.g. in {data / split})")
-    if source is not None and not source.exists():
-        raise ValueError(f"--source {source}: no such file or directory")
+    for source in sources or []:
+        if not source.exists():
+            raise ValueError(f"--source {source}: no such file or directory")
 
 
 def _peak_rss_mb() -> float | None:
@@ -71,22 +72,24 @@ def _peak_rss_mb() -> float | None:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def _build(out: Path, source: Path | None, settings: DemoSettings, state: DemoState, say, progress: bool) -> Path:
+def _build(out: Path, sources: list[Path] | None, settings: DemoSettings, state: DemoState, say,
+           progress: bool) -> Path:
     """The clean data under ``out/data/clean``, built once per build fingerprint."""
     from trainstats.varmisuse.builder import build_varmisuse
 
     data_path = out / "data" / "clean"
-    key = fingerprint("build", None if source is None else str(source.resolve()), settings.max_functions,
+    key = fingerprint("build", None if sources is None else [str(s.resolve()) for s in sources],
+                      settings.max_functions,
                       list(settings.split_fractions), settings.max_tokens, 0)
     if state.get("data") == key and (data_path / "build_summary.json").is_file():
         say(f"data: reusing {data_path}")
         return data_path
     state.set("data", None)
-    say(f"building VarMisuse data from {'the standard library' if source is None else source} -> {data_path}")
-    summary = build_varmisuse(source, data_path, seed=0, max_functions=settings.max_functions,
+    where = "the standard library" if sources is None else ", ".join(map(str, sources))
+    say(f"building VarMisuse data from {where} -> {data_path}")
+    summary = build_varmisuse(sources, data_path, seed=0, max_functions=settings.max_functions,
                               split_fractions=settings.split_fractions, max_tokens=settings.max_tokens,
                               overwrite=True, progress=progress)
-    where = "the standard library" if source is None else str(source)
     if summary.examples.get("train", 0) == 0 or summary.examples.get("dev", 0) == 0:
         raise ValueError(f"{where}: no usable function of at most {settings.max_tokens} tokens in the "
                          f"{'train' if summary.examples.get('train', 0) == 0 else 'dev'} split "
@@ -101,7 +104,7 @@ def run_demo(
     out_dir: str | os.PathLike,
     *,
     data: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
+    source: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
     kinds: Sequence[str] | str = STUDY_KINDS,
     seeds: Sequence[int] = (0,),
@@ -114,7 +117,8 @@ def run_demo(
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
     Runs: per seed one clean run (level 0, shared by all kinds) and one run per kind and non-zero
-    level (:func:`trainstats.demo.plan.plan_runs`). Layout: ``data/clean`` (built from ``source``,
+    level (:func:`trainstats.demo.plan.plan_runs`). Layout: ``data/clean`` (built from ``source``, one
+    tree or a list of trees,
     the running Python's standard library by default, unless ``data`` names existing GREAT shards with
     ``train`` and ``dev`` splits), ``data/<run name>`` (the noised training split and its
     ``noise_manifest.parquet``), ``runs/<run name>`` (run directories), ``checkpoints/<run name>``
@@ -134,11 +138,12 @@ def run_demo(
 
     out = Path(out_dir)
     data_path = Path(data) if data is not None else None
-    source_path = Path(source) if source is not None else None
+    sources = (None if source is None else
+               [Path(source)] if isinstance(source, (str, os.PathLike)) else [Path(s) for s in source])
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     levels = sorted({float(lv) for lv in levels})
     seeds = [int(s) for s in seeds]
-    _check(levels, seeds, kinds, data_path, source_path)
+    _check(levels, seeds, kinds, data_path, sources)
     published = None
     if paper is not None:
         from trainstats.analysis.paper import load_published
@@ -154,7 +159,7 @@ def run_demo(
             print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
     if data_path is None:
-        data_path = _build(out, source_path, settings, state, say, progress)
+        data_path = _build(out, sources, settings, state, say, progress)
         timings["build"] = time.perf_counter() - t0
 
     from trainstats.noise import MANIFEST_NAME, induce_noise
