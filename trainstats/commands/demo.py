@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paper", type=Path, default=None, metavar="CSV",
                         help="the study's per-epoch results CSV (e.g. shared/paper/varmisuse_results.csv), drawn in "
                              "the report beside the demo's curves (see `trainstats analyze --paper`)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="runs trained at once, each in its own process with cores/JOBS threads "
+                             "(default: 2 on a machine with 2 or more cores, else 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--monitor", action="store_true",
                         help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
@@ -117,11 +120,17 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("trainstats").setLevel(logging.WARNING)
 
     from trainstats.demo import format_summary, run_demo
+    from trainstats.demo.runner import default_jobs
+
+    if args.jobs is not None and args.jobs < 1:
+        print(f"trainstats demo: --jobs must be >= 1; received {args.jobs}", file=sys.stderr)
+        return 2
 
     try:
         result = run_demo(out, data=args.data, source=args.source, levels=levels, kinds=args.kind,
                           seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper,
-                          monitor={"on_onset": args.on_onset} if args.monitor else None)
+                          monitor={"on_onset": args.on_onset} if args.monitor else None,
+                          jobs=default_jobs() if args.jobs is None else args.jobs)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .plan import DemoState, PlannedRun, fingerprint, plan_runs, run_name
+from .runner import TrainJob, run_jobs
 from .settings import DEFAULT, DEFAULT_LEVELS, STUDY_KINDS, DemoSettings, defaults_fingerprint
 from .summary import format_summary, summarize
 
@@ -113,6 +114,7 @@ def run_demo(
     paper: str | os.PathLike | None = None,
     callbacks: Callable[[PlannedRun, Path], list] | None = None,
     monitor: dict[str, Any] | None = None,
+    jobs: int = 1,
 ) -> DemoResult:
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
@@ -131,7 +133,10 @@ def run_demo(
     ``noise_level`` (fraction), ``noise_kind`` (None for the clean run) and ``seed``. ``paper``: the
     study's per-epoch CSV, drawn in the report beside the demo's curves (checked before any
     training). ``callbacks(run, run_dir)``: extra Keras callbacks for a run's ``fit``.
-    ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
+    ``jobs``: runs trained at once, each in its own worker process with ``cores // jobs`` threads
+    (the CLI's default is :func:`trainstats.demo.runner.default_jobs`; a script calling with
+    ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard of multiprocessing; ``callbacks``
+    force one run at a time in this process). ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
     onset files in ``runs/<run name>/_trainstats/monitor``); None: no monitor.
     """
     import shutil
@@ -164,17 +169,16 @@ def run_demo(
 
     from trainstats.noise import MANIFEST_NAME, induce_noise
 
-    from .train import train_run
-
     planned = plan_runs(kinds, levels, seeds)
     data_key = state.get("data") if data is None else fingerprint("data", str(data_path.resolve()))
-    run_dirs: list[Path] = []
+    run_dirs = [out / "runs" / run.name for run in planned]
+    todo: list[TrainJob] = []
+    keys: dict[str, str] = {}
     for i, run in enumerate(planned, start=1):
         run_dir = out / "runs" / run.name
         backup = out / "checkpoints" / run.name
-        key = fingerprint(settings.to_dict(), data_key, run.kind, run.level, run.seed)
+        key = keys[run.name] = fingerprint(settings.to_dict(), data_key, run.kind, run.level, run.seed)
         record = state.run(run.name)
-        run_dirs.append(run_dir)
         if record.get("fingerprint") == key and record.get("done") and run_dir.is_dir():
             say(f"[{i}/{len(planned)}] {run.name}: finished earlier, skipped")
             continue
@@ -193,18 +197,32 @@ def run_demo(
                          force=True, workers=1, progress=progress)
             manifest = train_dir / MANIFEST_NAME
             timings[f"noise:{run.name}"] = time.perf_counter() - t
-        t = time.perf_counter()
-        say(f"[{i}/{len(planned)}] {'resuming' if resuming else 'training'} {settings.model} "
-            f"({settings.epochs} epochs) -> {run_dir}")
-        result = train_run(train_dir, data_path, run_dir, settings=settings, seed=run.seed, noise_manifest=manifest,
-                           config={"noise_level": run.level, "noise_kind": run.kind, "data": str(data_path),
-                                   "train_data": str(train_dir)},
-                           backup_dir=backup, callbacks=callbacks(run, run_dir) if callbacks else None,
-                           progress=progress, desc=run.name, monitor=monitor)
-        timings[f"train:{run.name}"] = time.perf_counter() - t
-        state.set_run(run.name, fingerprint=key, done=True, seconds=round(result["seconds"], 1),
+        todo.append(TrainJob(
+            name=run.name, train_dir=str(train_dir), dev_dir=str(data_path), run_dir=str(run_dir),
+            backup_dir=str(backup), noise_manifest=None if manifest is None else str(manifest),
+            settings=settings.to_dict(), seed=run.seed, monitor=monitor, progress=progress,
+            config={"noise_level": run.level, "noise_kind": run.kind, "data": str(data_path),
+                    "train_data": str(train_dir)}))
+        if resuming:
+            say(f"[{i}/{len(planned)}] {run.name}: resuming from its last finished epoch")
+
+    started: dict[str, float] = {}
+
+    def on_start(job: TrainJob) -> None:
+        started[job.name] = time.perf_counter()
+        say(f"training {settings.model} ({settings.epochs} epochs) -> {job.run_dir}")
+
+    def on_done(job: TrainJob, result: dict) -> None:
+        timings[f"train:{job.name}"] = time.perf_counter() - started[job.name]
+        state.set_run(job.name, fingerprint=keys[job.name], done=True, seconds=round(result["seconds"], 1),
                       samples_per_s=result["samples_per_s"], n_train=result["n_train"], n_dev=result["n_dev"])
-        shutil.rmtree(backup, ignore_errors=True)
+        shutil.rmtree(job.backup_dir, ignore_errors=True)
+
+    by_name = {run.name: run for run in planned}
+    t = time.perf_counter()
+    run_jobs(todo, parallel=jobs, on_start=on_start, on_done=on_done,
+             callbacks=(lambda job: callbacks(by_name[job.name], Path(job.run_dir))) if callbacks else None)
+    timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
     say(f"analysing {len(run_dirs)} run(s) -> {out / 'report'}")
