@@ -40,7 +40,7 @@ def test_killed_run_resumes_and_finished_runs_are_skipped(tmp_path, capsys):
     assert any((out / "checkpoints" / "clean-seed0").iterdir())  # BackupAndRestore kept the last epoch
 
     result = run_demo(out, levels=[0.0], kinds="label", settings=settings, progress=True)
-    assert "clean-seed0" in capsys.readouterr().err.split("resuming")[1].split("\n")[0]
+    assert "clean-seed0: resuming from its last finished epoch" in capsys.readouterr().err
     rows = read(out / "runs" / "clean-seed0", split="train", columns=["sample_id", "epoch", "step"])
     assert sorted(rows["epoch"].unique()) == [0, 1, 2]
     per_epoch = rows.groupby("epoch")["sample_id"].agg(["count", "nunique"])
