@@ -30,6 +30,16 @@ def figures(out: Path) -> str:
     speeds = [rec["samples_per_s"] for rec in runs.values() if rec.get("samples_per_s")]
     train_s = [v for k, v in t.items() if k.startswith("train:")]
     n_train = {rec.get("n_train") for rec in runs.values()}
+    # a folder filled by several invocations (the default demo, then --grid into it, which skips the
+    # finished runs): each run's own wall time from demo_state.json (``wall_s``: worker start to end;
+    # older records hold only ``seconds``, the training inside the worker, to which the median start-up
+    # of the others is added), summed with the build, noise and analysis as if from scratch
+    startup = [rec["wall_s"] - rec["seconds"] for rec in runs.values() if rec.get("wall_s") and rec.get("seconds")]
+    startup_s = statistics.median(startup) if startup else 0.0
+    run_s = [rec.get("wall_s") or rec.get("seconds", 0) + startup_s for rec in runs.values()]
+    noise = [v for k, v in t.items() if k.startswith("noise:")]
+    noise_s = statistics.mean(noise) * sum(1 for name in runs if not name.startswith("clean")) if noise else 0.0
+    scratch = t.get("build", 0) + noise_s + sum(run_s) + t.get("analyze", 0)
     lines = [
         f"design fingerprint {demo['defaults_fingerprint']}; kinds {', '.join(demo['kinds'])}; levels "
         f"{', '.join(f'{100 * v:g} %' for v in demo['levels'])}; {len(runs)} runs; seeds {demo['seeds']}",
@@ -37,7 +47,11 @@ def figures(out: Path) -> str:
         f"epochs {demo['settings']['epochs']}",
         f"wall time {t['total'] / 60:.1f} min (build {t.get('build', 0):.0f} s, training "
         f"{sum(train_s) / 60:.1f} min = {statistics.median(train_s) if train_s else float('nan'):.0f} s per run "
-        f"(median), analysis and report {t.get('analyze', 0):.0f} s); peak RSS {demo.get('peak_rss_mb')} MB",
+        f"(median), analysis and report {t.get('analyze', 0):.0f} s); peak RSS {demo.get('peak_rss_mb')} MiB "
+        "(this process and its training workers together)",
+        f"from scratch (build + every run's own training time + analysis): {scratch / 60:.1f} min"
+        + (f" ({len(runs) - len(train_s)} of the {len(runs)} runs trained by an earlier invocation into this folder)"
+           if len(train_s) < len(runs) else ""),
         f"training speed: {statistics.median(speeds) if speeds else float('nan'):.0f} training samples/s per run "
         "(median over runs of the median epoch after the first; dev pass and capture included)",
         "",

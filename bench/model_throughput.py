@@ -1,7 +1,8 @@
 """Training throughput of the Keras VarMisuse model with per-sample capture: today's code against the new.
 
-Both sides train the same GREAT model size (hidden 64, 2 layers, 4 heads, no dropout) on the same built
-data with ``model.fit`` and the trainstats capture callback, each in its own process; the baseline runs
+Both sides train the same GREAT model size (hidden 64, 2 layers, 4 heads), each with its demo's
+dropout (the baseline's 0, the new default's 0.1, which costs the new side ~40 % of its model time), on
+the same built data with ``model.fit`` and the trainstats capture callback, each in its own process; the baseline runs
 the package as it was at ``--baseline-ref`` (default: the commit before the throughput work, extracted
 with ``git archive``) with that commit's demo batching, the new side runs this checkout with the
 demo's current batching. Runs alternate (baseline, new, new, baseline, ...) so that a load change on

@@ -22,7 +22,7 @@ def quick_demo(tmp_path_factory):
 
     buf = io.StringIO()
     with redirect_stdout(buf):
-        rc = main(["demo", "--quick", "--quiet", "--monitor", "--out", str(out)])
+        rc = main(["demo", "--quick", "--quiet", "--monitor", "--kind", "label,inject-repair", "--out", str(out)])
     return rc, out, buf.getvalue()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainstats.demo.settings import GRID_LEVELS, defaults_fingerprint, defaults_markdown
+from trainstats.demo.settings import GRID_LEVELS, STUDY_KINDS, defaults_fingerprint, defaults_markdown
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "demo.md").read_text(encoding="utf-8")
 
@@ -15,7 +15,7 @@ def test_documented_defaults_are_the_code_defaults():
 
 
 def test_documented_figures_were_measured_with_the_current_defaults():
-    for name, fp in (("default demo", defaults_fingerprint()), ("grid", defaults_fingerprint(levels=GRID_LEVELS))):
+    for name, fp in (("default demo", defaults_fingerprint()), ("grid", defaults_fingerprint(levels=GRID_LEVELS, kinds=STUDY_KINDS))):
         assert f"design fingerprint {fp}" in DOC, (
             f"docs/demo.md has no figures of the {name} measured with the current defaults (fingerprint {fp}): "
             "re-run it and paste `python bench/demo_figures.py OUT`")

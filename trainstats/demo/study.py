@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .memory import TreeMemory, process_peak_rss_mb, release_memory
 from .plan import DemoState, PlannedRun, fingerprint, plan_runs, run_name
 from .runner import TrainJob, run_jobs
-from .settings import DEFAULT, DEFAULT_LEVELS, STUDY_KINDS, DemoSettings, defaults_fingerprint
+from .settings import DEFAULT, DEFAULT_KINDS, DEFAULT_LEVELS, DemoSettings, defaults_fingerprint
 from .summary import format_summary, summarize
 
 __all__ = ["DemoResult", "run_demo", "run_name"]
@@ -64,15 +65,6 @@ def _check(levels: Sequence[float], seeds: Sequence[int], kinds: Sequence[str], 
             raise ValueError(f"--source {source}: no such file or directory")
 
 
-def _peak_rss_mb() -> float | None:
-    """Peak resident memory of this process so far, in MB (None where the OS does not say)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
-
-
 def _build(out: Path, sources: list[Path] | None, settings: DemoSettings, state: DemoState, say,
            progress: bool) -> Path:
     """The clean data under ``out/data/clean``, built once per build fingerprint."""
@@ -107,14 +99,14 @@ def run_demo(
     data: str | os.PathLike | None = None,
     source: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
-    kinds: Sequence[str] | str = STUDY_KINDS,
+    kinds: Sequence[str] | str = DEFAULT_KINDS,
     seeds: Sequence[int] = (0,),
     settings: DemoSettings = DEFAULT,
     progress: bool = True,
     paper: str | os.PathLike | None = None,
     callbacks: Callable[[PlannedRun, Path], list] | None = None,
     monitor: dict[str, Any] | None = None,
-    jobs: int = 1,
+    jobs: int = 0,
 ) -> DemoResult:
     """Run the memorization study in miniature and write everything under ``out_dir``.
 
@@ -133,10 +125,10 @@ def run_demo(
     ``noise_level`` (fraction), ``noise_kind`` (None for the clean run) and ``seed``. ``paper``: the
     study's per-epoch CSV, drawn in the report beside the demo's curves (checked before any
     training). ``callbacks(run, run_dir)``: extra Keras callbacks for a run's ``fit``.
-    ``jobs``: runs trained at once, each in its own worker process with ``cores // jobs`` threads
-    (the CLI's default is :func:`trainstats.demo.runner.default_jobs`; a script calling with
-    ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard of multiprocessing; ``callbacks``
-    force one run at a time in this process). ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
+    ``jobs``: 0 (default) trains the runs one after another in this process; N >= 1 trains N at a
+    time, each in its own worker process with ``cores // N`` threads (the CLI's default is
+    :func:`trainstats.demo.runner.default_jobs`; a script calling with ``jobs >= 1`` needs the usual
+    ``if __name__ == "__main__":`` guard of multiprocessing; ``callbacks`` force this process). ``monitor``: :class:`trainstats.keras.MemorizationMonitor` options for every run (TensorBoard and
     onset files in ``runs/<run name>/_trainstats/monitor``); None: no monitor.
     """
     import shutil
@@ -157,83 +149,86 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     state = DemoState(out)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    with TreeMemory() as memory:  # this process and its training workers, summed
+        t0 = time.perf_counter()
 
-    def say(msg: str) -> None:
-        if progress:
-            print(f"[demo] {msg}", file=sys.stderr, flush=True)
+        def say(msg: str) -> None:
+            if progress:
+                print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
-    if data_path is None:
-        data_path = _build(out, sources, settings, state, say, progress)
-        timings["build"] = time.perf_counter() - t0
+        if data_path is None:
+            data_path = _build(out, sources, settings, state, say, progress)
+            timings["build"] = time.perf_counter() - t0
+            release_memory()  # parsing the sources leaves a fragmented heap; the training workers need it
 
-    from trainstats.noise import MANIFEST_NAME, induce_noise
+        from trainstats.noise import MANIFEST_NAME, induce_noise
 
-    planned = plan_runs(kinds, levels, seeds)
-    data_key = state.get("data") if data is None else fingerprint("data", str(data_path.resolve()))
-    run_dirs = [out / "runs" / run.name for run in planned]
-    todo: list[TrainJob] = []
-    keys: dict[str, str] = {}
-    for i, run in enumerate(planned, start=1):
-        run_dir = out / "runs" / run.name
-        backup = out / "checkpoints" / run.name
-        key = keys[run.name] = fingerprint(settings.to_dict(), data_key, run.kind, run.level, run.seed)
-        record = state.run(run.name)
-        if record.get("fingerprint") == key and record.get("done") and run_dir.is_dir():
-            say(f"[{i}/{len(planned)}] {run.name}: finished earlier, skipped")
-            continue
-        resuming = record.get("fingerprint") == key and run_dir.is_dir()
-        if not resuming:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            shutil.rmtree(backup, ignore_errors=True)
-        state.set_run(run.name, fingerprint=key, done=False)
-        train_dir, manifest = data_path, None
-        if run.kind is not None:
-            t = time.perf_counter()
-            train_dir = out / "data" / run.name
-            say(f"[{i}/{len(planned)}] noise: {run.kind} at {run.level:.0%} of the training split (seed {run.seed}) "
-                f"-> {train_dir}")
-            induce_noise(data_path, train_dir, kind=run.kind, level=run.level, seed=run.seed, split="train",
-                         force=True, workers=1, progress=progress)
-            manifest = train_dir / MANIFEST_NAME
-            timings[f"noise:{run.name}"] = time.perf_counter() - t
-        todo.append(TrainJob(
-            name=run.name, train_dir=str(train_dir), dev_dir=str(data_path), run_dir=str(run_dir),
-            backup_dir=str(backup), noise_manifest=None if manifest is None else str(manifest),
-            settings=settings.to_dict(), seed=run.seed, monitor=monitor, progress=progress,
-            config={"noise_level": run.level, "noise_kind": run.kind, "data": str(data_path),
-                    "train_data": str(train_dir)}))
-        if resuming:
-            say(f"[{i}/{len(planned)}] {run.name}: resuming from its last finished epoch")
+        planned = plan_runs(kinds, levels, seeds)
+        data_key = state.get("data") if data is None else fingerprint("data", str(data_path.resolve()))
+        run_dirs = [out / "runs" / run.name for run in planned]
+        todo: list[TrainJob] = []
+        keys: dict[str, str] = {}
+        for i, run in enumerate(planned, start=1):
+            run_dir = out / "runs" / run.name
+            backup = out / "checkpoints" / run.name
+            key = keys[run.name] = fingerprint(settings.to_dict(), data_key, run.kind, run.level, run.seed)
+            record = state.run(run.name)
+            if record.get("fingerprint") == key and record.get("done") and run_dir.is_dir():
+                say(f"[{i}/{len(planned)}] {run.name}: finished earlier, skipped")
+                continue
+            resuming = record.get("fingerprint") == key and run_dir.is_dir()
+            if not resuming:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                shutil.rmtree(backup, ignore_errors=True)
+            state.set_run(run.name, fingerprint=key, done=False)
+            train_dir, manifest = data_path, None
+            if run.kind is not None:
+                t = time.perf_counter()
+                train_dir = out / "data" / run.name
+                say(f"[{i}/{len(planned)}] noise: {run.kind} at {run.level:.0%} of the training split (seed {run.seed}) "
+                    f"-> {train_dir}")
+                induce_noise(data_path, train_dir, kind=run.kind, level=run.level, seed=run.seed, split="train",
+                             force=True, workers=1, progress=progress)
+                manifest = train_dir / MANIFEST_NAME
+                timings[f"noise:{run.name}"] = time.perf_counter() - t
+            todo.append(TrainJob(
+                name=run.name, train_dir=str(train_dir), dev_dir=str(data_path), run_dir=str(run_dir),
+                backup_dir=str(backup), noise_manifest=None if manifest is None else str(manifest),
+                settings=settings.to_dict(), seed=run.seed, monitor=monitor, progress=progress,
+                config={"noise_level": run.level, "noise_kind": run.kind, "data": str(data_path),
+                        "train_data": str(train_dir)}))
+            if resuming:
+                say(f"[{i}/{len(planned)}] {run.name}: resuming from its last finished epoch")
 
-    started: dict[str, float] = {}
+        started: dict[str, float] = {}
 
-    def on_start(job: TrainJob) -> None:
-        started[job.name] = time.perf_counter()
-        say(f"training {settings.model} ({settings.epochs} epochs) -> {job.run_dir}")
+        def on_start(job: TrainJob) -> None:
+            started[job.name] = time.perf_counter()
+            say(f"training {settings.model} ({settings.epochs} epochs) -> {job.run_dir}")
 
-    def on_done(job: TrainJob, result: dict) -> None:
-        timings[f"train:{job.name}"] = time.perf_counter() - started[job.name]
-        state.set_run(job.name, fingerprint=keys[job.name], done=True, seconds=round(result["seconds"], 1),
-                      samples_per_s=result["samples_per_s"], n_train=result["n_train"], n_dev=result["n_dev"])
-        shutil.rmtree(job.backup_dir, ignore_errors=True)
+        def on_done(job: TrainJob, result: dict) -> None:
+            timings[f"train:{job.name}"] = time.perf_counter() - started[job.name]
+            state.set_run(job.name, fingerprint=keys[job.name], done=True, seconds=round(result["seconds"], 1),
+                      wall_s=round(timings[f"train:{job.name}"], 1),
+                          samples_per_s=result["samples_per_s"], n_train=result["n_train"], n_dev=result["n_dev"])
+            shutil.rmtree(job.backup_dir, ignore_errors=True)
 
-    by_name = {run.name: run for run in planned}
-    t = time.perf_counter()
-    run_jobs(todo, parallel=jobs, on_start=on_start, on_done=on_done,
-             callbacks=(lambda job: callbacks(by_name[job.name], Path(job.run_dir))) if callbacks else None)
-    timings["training"] = time.perf_counter() - t
+        by_name = {run.name: run for run in planned}
+        t = time.perf_counter()
+        run_jobs(todo, parallel=jobs, on_start=on_start, on_done=on_done,
+                 callbacks=(lambda job: callbacks(by_name[job.name], Path(job.run_dir))) if callbacks else None)
+        timings["training"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    say(f"analysing {len(run_dirs)} run(s) -> {out / 'report'}")
-    from trainstats.analysis import analyze_runs
-    from trainstats.report import write_report
+        t = time.perf_counter()
+        say(f"analysing {len(run_dirs)} run(s) -> {out / 'report'}")
+        from trainstats.analysis import analyze_runs
+        from trainstats.report import write_report
 
-    analysis = analyze_runs(run_dirs, progress=progress)
-    title = f"trainstats demo: memorization under {' and '.join(kinds)} noise"
-    report = write_report(analysis, out / "report", title=title, paper=published)
-    timings["analyze"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
+        analysis = analyze_runs(run_dirs, progress=progress)
+        title = f"trainstats demo: memorization under {' and '.join(kinds)} noise"
+        report = write_report(analysis, out / "report", title=title, paper=published)
+        timings["analyze"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
     table = summarize(analysis)
     result = DemoResult(out_dir=out, report=report, run_dirs=run_dirs, summary=table, timings=timings,
                         messages=list(analysis.messages))
@@ -243,6 +238,7 @@ def run_demo(
         "settings": settings.to_dict(), "levels": levels, "kinds": kinds, "seeds": seeds,
         "data": str(data_path), "report": str(report), "runs": [str(d) for d in run_dirs],
         "train_samples_per_s": {name: rec.get("samples_per_s") for name, rec in state.data["runs"].items()},
-        "timings_s": {k: round(v, 2) for k, v in timings.items()}, "peak_rss_mb": _peak_rss_mb(),
+        "timings_s": {k: round(v, 2) for k, v in timings.items()}, "peak_rss_mb": max(memory.peak_mb or 0.0, process_peak_rss_mb() or 0.0) or None,
+        "peak_rss_mb_this_process": process_peak_rss_mb(),
         "defaults_fingerprint": defaults_fingerprint(settings, levels, kinds)}, indent=2))
     return result
