@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 __all__ = ["DemoSettings", "DEFAULT", "QUICK", "STUDY_KINDS", "DEFAULT_LEVELS", "GRID_LEVELS", "QUICK_SECONDS",
-           "MEASURED_SECONDS", "expected_duration", "defaults_fingerprint", "defaults_markdown"]
+           "DEFAULT_KINDS", "MEASURED_SECONDS", "expected_duration", "defaults_fingerprint", "defaults_markdown"]
 
 #: the study's two noise kinds: label noise (buggy <-> bug-free) and input noise (injected repair markers)
 STUDY_KINDS: tuple[str, ...] = ("label", "inject-repair")
+#: the default demo's kind: label noise, the study's main finding (``--grid`` and ``--kind`` add the other)
+DEFAULT_KINDS: tuple[str, ...] = ("label",)
 #: noise levels (fractions) of the default demo: the clean run and one noised run per kind
 DEFAULT_LEVELS: tuple[float, ...] = (0.0, 0.5)
 #: the study's whole grid (``--grid``): 0/25/50/75/100 % per kind, one shared clean run
@@ -74,21 +76,22 @@ QUICK = DemoSettings(max_functions=300, max_tokens=64, hidden=32, num_layers=1, 
                      vocab_size=1000, token_budget=4096, max_batch=128)
 
 #: Wall-clock seconds each preset took on the 2-core development machine, nearly idle, as printed by
-#: ``trainstats demo`` / ``trainstats demo --quick`` ("N run(s) in T s"; re-measure after changing a
+#: ``trainstats demo`` / ``--grid`` / ``--quick`` ("N run(s) in T s"; the grid from scratch as
+#: ``bench/demo_figures.py`` sums it; re-measure after changing a
 #: preset). The one source of such figures: the CLI help and docs/demo.md / README.md quote
 #: :func:`expected_duration`, and tests/test_cli_rough_edges.py checks that they do.
-MEASURED_SECONDS: dict[str, float] = {"default": 517, "quick": QUICK_SECONDS}
+MEASURED_SECONDS: dict[str, float] = {"default": 756, "grid": 2700, "quick": QUICK_SECONDS}
 
 
 def expected_duration(preset: str) -> str:
-    """``"about 60 s"`` / ``"about 9 minutes"`` for ``"quick"`` / ``"default"`` (from MEASURED_SECONDS)."""
+    """``"about 60 s"`` / ``"about 13 minutes"`` for ``"quick"`` / ``"default"`` / ``"grid"`` (from MEASURED_SECONDS)."""
     seconds = MEASURED_SECONDS[preset]
     if seconds < 120:
         return f"about {round(seconds / 10) * 10:.0f} s"
     return f"about {round(seconds / 60):.0f} minutes"
 
 
-def defaults_fingerprint(settings: DemoSettings = DEFAULT, levels=DEFAULT_LEVELS, kinds=STUDY_KINDS,
+def defaults_fingerprint(settings: DemoSettings = DEFAULT, levels=DEFAULT_LEVELS, kinds=DEFAULT_KINDS,
                          grid_levels=GRID_LEVELS) -> str:
     """A short hash of the demo's design (settings, levels, kinds, grid): docs/demo.md quotes it with
     its measured figures, and a test fails when the code's defaults no longer match it."""
@@ -105,6 +108,7 @@ def defaults_markdown() -> str:
     for name, value in DEFAULT.to_dict().items():
         rows.append(f"| `{name}` | `{value!r}` | `{getattr(QUICK, name)!r}` |")
     pct = lambda levels: ", ".join(f"{100 * v:g} %" for v in levels)  # noqa: E731
-    rows.append(f"| noise kinds | {', '.join(f'`{k}`' for k in STUDY_KINDS)} | same |")
+    kinds = lambda ks: ", ".join(f"`{k}`" for k in ks)  # noqa: E731
+    rows.append(f"| noise kinds | {kinds(DEFAULT_KINDS)} (`--grid`: {kinds(STUDY_KINDS)}) | same |")
     rows.append(f"| noise levels | {pct(DEFAULT_LEVELS)} (`--grid`: {pct(GRID_LEVELS)}) | same |")
     return "\n".join(rows)
