@@ -233,13 +233,14 @@ def test_quick_demo_figure_has_one_source(capsys):
     assert f"the full demo takes {expected_duration('default')}" in help_text
     # every duration the docs give for the demo is the measured one
     duration = re.compile(r"(?:about|~|≈)\s*\d+(?:[.–-]\d+)?\s*(?:s|min|minutes|seconds)\b")
-    found = {"quick": 0, "default": 0}
+    found = {"quick": 0, "default": 0, "grid": 0}
     for doc in ("README.md", "docs/demo.md"):
         for line in (REPO / doc).read_text(encoding="utf-8").splitlines():
             for m in duration.finditer(line):
-                preset = "quick" if "--quick" in line else "default" if "demo" in line else None
+                preset = ("quick" if "--quick" in line else "grid" if "--grid" in line
+                          else "default" if "demo" in line else None)
                 if preset is None:
                     continue
                 assert m.group(0) == expected_duration(preset), (doc, line)
                 found[preset] += 1
-    assert found["quick"] >= 1 and found["default"] >= 2, found
+    assert found["quick"] >= 1 and found["default"] >= 2 and found["grid"] >= 1, found

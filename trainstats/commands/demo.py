@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "write 50, or 0.5%% for half a percent")
     parser.add_argument("--grid", action="store_true",
                         help="the study's whole grid: both kinds at " + "/".join(f"{100 * v:g}" for v in GRID_LEVELS)
-                             + " %% with one shared clean run")
+                             + f" %% with one shared clean run ({expected_duration('grid')} on 2 CPU cores)")
     parser.add_argument("--kind", type=_kinds, default=None, metavar="KIND[,KIND]",
                         help=f"noise kind(s), comma-separated (default: {','.join(DEFAULT_KINDS)}; --grid: "
                              f"{','.join(STUDY_KINDS)}; "
@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the report beside the demo's curves (see `trainstats analyze --paper`)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="runs trained at once, each in its own process with cores/JOBS threads "
-                             "(default: one per 4 cores, at least 1; on 2 cores a second run adds ~1.2x speed for 2x memory); "
+                             "(default: one per 4 cores, at least 1; on 2 cores a second run adds ~1.1x speed for 2x memory); "
                              "0: in this process (the default with --quick)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--monitor", action="store_true",

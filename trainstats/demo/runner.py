@@ -1,7 +1,7 @@
 """Train the demo's runs: in this process, or several at once in worker processes (one per core group).
 
 On a 2-core CPU one run keeps about 1.3 cores busy; two runs side by side in worker processes, each
-with ``cores // jobs`` TensorFlow threads, raised the study's training rate only about 1.2x (measured
+with ``cores // jobs`` TensorFlow threads, raised the study's training rate only about 1.1x (measured
 on the default demo, docs/demo.md) for twice the memory (each worker holds its own TensorFlow and
 data, ~1.6 GB), so the CLI's default is one run at a time in one worker process (``jobs=1``); ``--jobs 2`` pays off
 on machines with more cores and memory. Each worker trains one run and exits, so its memory goes back
