@@ -15,10 +15,14 @@ record); ``correct`` is given as 1.0 / 0.0 / NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-__all__ = ["SampleStats", "sort_chunk"]
+__all__ = ["STATS", "SampleStats", "sort_chunk"]
+
+#: the stats a head's running state can hold (``docs/store.md``, value columns)
+STATS: tuple[str, ...] = ("loss", "gold_prob", "correct", "margin")
 
 _UNSEEN = -1  # state code: no appearance with a defined ``correct`` yet
 
@@ -43,15 +47,33 @@ def _add_grouped(target: np.ndarray, idx: np.ndarray, values: np.ndarray, unique
 
 @dataclass
 class _Sums:
+    """Per-sample count ``n`` and sum ``s`` of the defined values; with ``spread``, also the running
+    mean ``mu`` and the sum of squared deviations from it ``m2`` (for the variance ``m2 / n``).
+
+    ``m2`` is updated chunk by chunk with Chan, Golub and LeVeque's pairwise merge (1979; Welford's
+    update when a chunk brings one value): per sample the chunk's own count ``n_b``, mean ``m_b``
+    and ``M2_b = sum (v - m_b)^2`` (passes over the chunk: the mean, its correction by the mean
+    deviation, the squares), then with ``d = m_b - mu``
+    ``mu += d n_b / (n + n_b)`` and ``m2 += M2_b + d^2 n n_b / (n + n_b)``. Unlike ``ss/n - mean^2``
+    this loses no digits when the values are nearly equal (p = 0.99 a hundred times gives exactly 0),
+    and any split of the rows into chunks gives the same result up to rounding.
+    """
+
     n: np.ndarray
     s: np.ndarray
-    ss: np.ndarray | None = None
+    mu: np.ndarray | None = None
+    m2: np.ndarray | None = None
 
     @classmethod
-    def zeros(cls, n: int, squares: bool = False) -> "_Sums":
-        return cls(np.zeros(n, np.int32), np.zeros(n, np.float64), np.zeros(n, np.float64) if squares else None)
+    def zeros(cls, n: int, spread: bool = False) -> "_Sums":
+        z = (lambda: np.zeros(n, np.float64)) if spread else (lambda: None)  # noqa: E731
+        return cls(np.zeros(n, np.int32), np.zeros(n, np.float64), z(), z())
+
+    def arrays(self) -> tuple[str, ...]:
+        return ("n", "s") + (("mu", "m2") if self.m2 is not None else ())
 
     def add(self, idx: np.ndarray, values: np.ndarray, unique: bool) -> None:
+        """Add values of rows ``idx`` (ascending when not ``unique``); NaN values are skipped."""
         ok = ~np.isnan(values)
         if ok.all():
             i, v = idx, values
@@ -59,17 +81,40 @@ class _Sums:
             return
         else:
             i, v = idx[ok], values[ok]
+        if self.m2 is not None:
+            self._merge_spread(i, v, unique)
         if unique:
             self.n[i] += 1
         else:
             np.add.at(self.n, i, 1)
         _add_grouped(self.s, i, v, unique)
-        if self.ss is not None:
-            _add_grouped(self.ss, i, v * v, unique)
+
+    def _merge_spread(self, i: np.ndarray, v: np.ndarray, unique: bool) -> None:
+        if unique:   # one value per sample: Welford's update
+            u, n_b, mean_b, m2_b = i, 1.0, v, 0.0
+        else:
+            starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+            u = i[starts]
+            n_b = np.diff(np.r_[starts, len(i)]).astype(np.float64)
+            counts = n_b.astype(np.int64)
+            mean_b = np.add.reduceat(v, starts) / n_b
+            mean_b += np.add.reduceat(v - np.repeat(mean_b, counts), starts) / n_b   # corrected mean
+            dev = v - np.repeat(mean_b, counts)
+            m2_b = np.add.reduceat(dev * dev, starts)
+        n_a = self.n[u].astype(np.float64)
+        total = n_a + n_b
+        delta = mean_b - self.mu[u]
+        self.mu[u] += delta * (n_b / total)
+        self.m2[u] += m2_b + delta * delta * (n_a * n_b / total)
 
     def mean(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.n > 0, self.s / np.maximum(self.n, 1), np.nan)
+
+    def std(self) -> np.ndarray:
+        """Population standard deviation ``sqrt(m2 / n)`` (NaN without a value)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n > 0, np.sqrt(np.maximum(self.m2, 0.0) / np.maximum(self.n, 1)), np.nan)
 
 
 class SampleStats:
@@ -77,17 +122,24 @@ class SampleStats:
 
     Feed chunks with :meth:`update` in training order; read results with the ``*`` properties.
     Every result is a float64 array of shape ``[n_samples]``; NaN means undefined (null).
+    ``stats``: the stats this head records (default all of :data:`STATS`); the others take no memory
+    and their scores are NaN (a ``joint`` head with only ``correct`` needs a third of the state).
     """
 
-    def __init__(self, n_samples: int):
+    def __init__(self, n_samples: int, *, stats: Sequence[str] = STATS):
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
             raise ValueError(f"n_samples must be a non-negative int; received {n_samples!r}")
+        unknown = sorted(set(stats) - set(STATS))
+        if unknown:
+            raise ValueError(f"stats must be among {STATS}; received {unknown}")
         n = int(n_samples)
         self.n_samples = n
-        self.loss = _Sums.zeros(n)
-        self.margin = _Sums.zeros(n)
-        self.gold_prob = _Sums.zeros(n, squares=True)
-        self.correct = _Sums.zeros(n)
+        self.stats = tuple(st for st in STATS if st in stats)
+        size = {st: n if st in self.stats else 0 for st in STATS}
+        self.loss = _Sums.zeros(size["loss"])
+        self.margin = _Sums.zeros(size["margin"])
+        self.gold_prob = _Sums.zeros(size["gold_prob"], spread=True)
+        self.correct = _Sums.zeros(size["correct"])
         self._last = np.full(n, _UNSEEN, np.int8)
         self._forget = np.zeros(n, np.int32)
         self._first_learned = np.full(n, -1, np.int32)
@@ -95,25 +147,27 @@ class SampleStats:
 
     def grow(self, positions: np.ndarray, n_new: int) -> None:
         """Re-index to ``n_new`` samples: old sample ``i`` moves to ``positions[i]``; the rest start empty."""
-        for sums in (self.loss, self.margin, self.gold_prob, self.correct):
-            for attr in ("n", "s", "ss"):
-                a = getattr(sums, attr)
-                if a is not None:
-                    setattr(sums, attr, _moved(a, positions, n_new, 0))
+        for sums in self._tracked():
+            for attr in sums.arrays():
+                setattr(sums, attr, _moved(getattr(sums, attr), positions, n_new, 0))
         for attr, fill in (("_last", _UNSEEN), ("_forget", 0), ("_first_learned", -1), ("_for_good", -1)):
             setattr(self, attr, _moved(getattr(self, attr), positions, n_new, fill))
         self.n_samples = int(n_new)
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the samples where ``mask`` is False (e.g. registered ids that never appeared)."""
-        for sums in (self.loss, self.margin, self.gold_prob, self.correct):
-            for attr in ("n", "s", "ss"):
-                a = getattr(sums, attr)
-                if a is not None:
-                    setattr(sums, attr, a[mask])
+        for sums in self._tracked():
+            for attr in sums.arrays():
+                setattr(sums, attr, getattr(sums, attr)[mask])
         for attr in ("_last", "_forget", "_first_learned", "_for_good"):
             setattr(self, attr, getattr(self, attr)[mask])
         self.n_samples = int(mask.sum())
+
+    def _tracked(self) -> list[_Sums]:
+        return [getattr(self, st) for st in self.stats]
+
+    def _result(self, stat: str, compute) -> np.ndarray:
+        return compute() if stat in self.stats else np.full(self.n_samples, np.nan)
 
     # ------------------------------------------------------------------ feeding
     def update(
@@ -150,20 +204,25 @@ class SampleStats:
             return
         if unique is None:
             unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
-        for sums, values in ((self.loss, loss), (self.margin, margin), (self.gold_prob, gold_prob),
-                             (self.correct, correct)):
-            if values is not None:
-                sums.add(idx, values, unique)
+        for stat, values in (("loss", loss), ("margin", margin), ("gold_prob", gold_prob), ("correct", correct)):
+            if values is None:
+                continue
+            if stat not in self.stats:
+                raise ValueError(f"this SampleStats does not track {stat!r} (stats={self.stats}); received its values")
+            getattr(self, stat).add(idx, values, unique)
         if correct is not None:
-            self._transitions(idx, epoch, correct)
+            self._transitions(idx, epoch, correct, unique)
 
-    def _transitions(self, idx: np.ndarray, epoch: np.ndarray, correct: np.ndarray) -> None:
+    def _transitions(self, idx: np.ndarray, epoch: np.ndarray, correct: np.ndarray, unique: bool = False) -> None:
         ok = ~np.isnan(correct)
         if not ok.all():
             idx, epoch, correct = idx[ok], epoch[ok], correct[ok]
         if len(idx) == 0:
             return
         c = (correct > 0.5).astype(np.int8)
+        if unique:
+            self._transitions_once(idx, epoch, c)
+            return
         first = np.empty(len(idx), bool)
         first[0] = True
         np.not_equal(idx[1:], idx[:-1], out=first[1:])
@@ -199,39 +258,51 @@ class SampleStats:
         self._for_good[idx[last & (c == 0)]] = -1
         self._last[idx[last]] = c[last]
 
+    def _transitions_once(self, idx: np.ndarray, epoch: np.ndarray, c: np.ndarray) -> None:
+        """:meth:`_transitions` for a chunk in which each sample appears once (rows in any order)."""
+        prev = self._last[idx]
+        learned = c == 1
+        self._forget[idx[(prev == 1) & ~learned]] += 1
+        li, le = idx[learned], epoch[learned]
+        new = self._first_learned[li] < 0
+        self._first_learned[li[new]] = le[new]
+        starts = learned & (prev != 1)
+        self._for_good[idx[starts]] = epoch[starts]
+        self._for_good[idx[~learned]] = -1
+        self._last[idx] = c
+
     # ------------------------------------------------------------------ results
     @property
     def n_appearances(self) -> np.ndarray:
         """Appearances with a defined ``correct`` (or loss when correct is absent) per sample."""
-        return np.maximum(self.correct.n, self.loss.n).astype(np.float64)
+        counts = [getattr(self, st).n for st in ("correct", "loss") if st in self.stats]
+        if not counts:
+            return np.zeros(self.n_samples)
+        return (np.maximum(*counts) if len(counts) == 2 else counts[0]).astype(np.float64)
 
     @property
     def csl(self) -> np.ndarray:
-        return np.where(self.loss.n > 0, self.loss.s, np.nan)
+        return self._result("loss", lambda: np.where(self.loss.n > 0, self.loss.s, np.nan))
 
     @property
     def mean_loss(self) -> np.ndarray:
-        return self.loss.mean()
+        return self._result("loss", self.loss.mean)
 
     @property
     def aum(self) -> np.ndarray:
-        return self.margin.mean()
+        return self._result("margin", self.margin.mean)
 
     @property
     def confidence(self) -> np.ndarray:
-        return self.gold_prob.mean()
+        return self._result("gold_prob", self.gold_prob.mean)
 
     @property
     def variability(self) -> np.ndarray:
-        g = self.gold_prob
-        mean = g.mean()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = g.ss / np.maximum(g.n, 1) - mean * mean
-        return np.where(g.n > 0, np.sqrt(np.clip(var, 0.0, None)), np.nan)
+        return self._result("gold_prob", self.gold_prob.std)
 
     @property
     def correctness(self) -> np.ndarray:
-        return self.correct.mean()
+        return self._result("correct", self.correct.mean)
 
     @property
     def forgetting_events(self) -> np.ndarray:
