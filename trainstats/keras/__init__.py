@@ -10,6 +10,7 @@ Rows land in a run directory (``docs/store.md``); read them with ``trainstats.re
 ``docs/keras.md`` for the statistics, head-stats protocol and what is supported.
 """
 from trainstats.keras import ids as _ids
+from trainstats.keras import multiworker as _multiworker
 from trainstats.keras.callback import PerSampleStats
 from trainstats.keras.heads import (
     HEAD_STATS,
@@ -23,6 +24,7 @@ from trainstats.keras.ids import with_ids
 from trainstats.keras.monitor import MemorizationMonitor
 
 _ids._install_unpack_patch()
+_multiworker.install_symbolic_build_patch()
 
 __all__ = [
     "HEAD_STATS",
