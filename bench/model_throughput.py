@@ -9,7 +9,9 @@ the shared machine hits both; the first epoch of every run (tracing) is dropped.
 
 Printed per side: training samples/s (median over the kept epochs of all rounds), cores busy (process
 CPU seconds / wall seconds), CPU microseconds per sample, and the capture's share of the step
-(``1 - t_without / t_with``, from runs without the callback); then the ratio new / baseline.
+(``1 - t_without / t_with``, from runs without the callback); then the aggregate rate of two new runs
+trained at once with ``cores // 2`` threads each (how ``trainstats demo`` uses a 2-core machine), and
+the ratios to the baseline.
 
     .venv/bin/python bench/model_throughput.py                   # ~5 min on 2 cores
     .venv/bin/python bench/model_throughput.py --rounds 3 --functions 8000
@@ -35,9 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 #: the last commit before the throughput work of issue 12 (its layers, pipeline and demo batching)
 BASELINE_REF = "5a6a7b0"
 #: the model size both sides train (the demo's before and after)
-MODEL = dict(hidden=64, num_layers=2, num_heads=4, dropout=0.0)
-#: the batching of the baseline's demo (trainstats/demo/settings.py at BASELINE_REF)
+MODEL = dict(hidden=64, num_layers=2, num_heads=4)
+#: the baseline demo's batching and dropout (trainstats/demo/settings.py at BASELINE_REF)
 BASELINE_BATCHING = dict(token_budget=2048, max_batch=64)
+BASELINE_DROPOUT = 0.0
 
 
 def _worker(cfg: dict) -> None:
@@ -84,14 +87,36 @@ def _extract(ref: str, dest: Path) -> Path:
     return dest
 
 
-def _run(cfg: dict, pythonpath: Path) -> dict:
+def _start(cfg: dict, pythonpath: Path, threads: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], env=env, capture_output=True,
-                          text=True)
-    for line in proc.stdout.splitlines():
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads))
+    return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(cfg)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    for line in out.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"worker failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+    raise RuntimeError(f"worker failed (rc {proc.returncode}):\n{err[-3000:]}")
+
+
+def _run(cfg: dict, pythonpath: Path) -> dict:
+    return _result(_start(cfg, pythonpath))
+
+
+def _run_side_by_side(cfg: dict, pythonpath: Path, n: int) -> float:
+    """Aggregate training samples/s of ``n`` identical runs trained at once, ``cores // n`` threads each
+    (how ``trainstats demo`` trains its runs): the sum of each run's median-epoch rate."""
+    threads = max(1, (os.cpu_count() or 1) // n)
+    procs = [_start({**cfg, "run_dir": f"{cfg['run_dir']}-{i}"}, pythonpath, threads) for i in range(n)]
+    total = 0.0
+    for proc in procs:
+        res = _result(proc)
+        total += res["n"] / statistics.median(w for w, _ in res["epochs"])
+    return total
 
 
 def main() -> None:
@@ -123,7 +148,8 @@ def main() -> None:
         baseline_tree = _extract(args.baseline_ref, tmp / "baseline")
         new_batching = dict(token_budget=DEFAULT.token_budget, max_batch=DEFAULT.max_batch,
                             bucket_width=DEFAULT.bucket_width)
-        sides = {"baseline": (baseline_tree, BASELINE_BATCHING), "new": (REPO, new_batching)}
+        sides = {"baseline": (baseline_tree, BASELINE_BATCHING, BASELINE_DROPOUT),
+                 "new": (REPO, new_batching, DEFAULT.dropout)}
         results: dict[tuple[str, bool], list] = {}
         order = []
         for r in range(args.rounds):
@@ -132,8 +158,9 @@ def main() -> None:
         captures = [True] if args.no_capture_share else [True, False]
         for i, side in enumerate(order):
             for capture in (captures if i % 2 == 0 else captures[::-1]):
-                tree, batching = sides[side]
-                cfg = {"data": str(data), "max_tokens": args.max_tokens, "model": MODEL, "batching": batching,
+                tree, batching, dropout = sides[side]
+                cfg = {"data": str(data), "max_tokens": args.max_tokens, "model": {**MODEL, "dropout": dropout},
+                       "batching": batching,
                        "capture": capture, "epochs": args.epochs, "run_dir": str(tmp / f"run-{side}-{i}-{capture}")}
                 res = _run(cfg, tree)
                 results.setdefault((side, capture), []).extend((res["n"], w, c) for w, c in res["epochs"])
@@ -154,16 +181,25 @@ def main() -> None:
             return out
 
         base, new = summary("baseline"), summary("new")
+        side = [_run_side_by_side({"data": str(data), "max_tokens": args.max_tokens,
+                                   "model": {**MODEL, "dropout": DEFAULT.dropout},
+                                   "batching": new_batching, "capture": True, "epochs": args.epochs,
+                                   "run_dir": str(tmp / f"run-side-{r}")}, REPO, 2) for r in range(args.rounds)]
         n_train = results[("new", True)][0][0]
         print(f"data: {n_train} training examples (<= {args.max_tokens} tokens); model {MODEL}; "
               f"{args.rounds} round(s) x {args.epochs - 1} timed epoch(s) per side")
         print(f"{'':28s} {'samples/s':>10s} {'cores busy':>10s} {'CPU us/sample':>14s} {'capture share':>14s}")
-        for name, s, desc in (("baseline", base, f"{args.baseline_ref} {BASELINE_BATCHING}"), ("new", new, str(new_batching))):
+        for name, s, desc in (("baseline", base, f"{args.baseline_ref} {BASELINE_BATCHING} dropout {BASELINE_DROPOUT}"),
+                              ("new", new, f"{new_batching} dropout {DEFAULT.dropout}")):
             share = f"{100 * s['capture_share']:13.1f}%" if "capture_share" in s else f"{'-':>14s}"
             print(f"{name:8s} {'':19s} {s['samples_per_s']:10.0f} {s['cores_busy']:10.2f} "
                   f"{s['cpu_us_per_sample']:14.0f} {share}   ({desc})")
-        print(f"ratio new/baseline: samples/s x{new['samples_per_s'] / base['samples_per_s']:.2f}, "
-              f"CPU per sample x{base['cpu_us_per_sample'] / new['cpu_us_per_sample']:.2f} less")
+        side_rate = statistics.median(side)
+        print(f"new, 2 runs side by side (as trainstats demo trains; {max(1, (os.cpu_count() or 1) // 2)} "
+              f"thread(s) each): {side_rate:.0f} samples/s together")
+        print(f"ratio new/baseline: samples/s x{new['samples_per_s'] / base['samples_per_s']:.2f} for one run, "
+              f"x{side_rate / base['samples_per_s']:.2f} for two runs side by side; CPU per sample "
+              f"x{base['cpu_us_per_sample'] / new['cpu_us_per_sample']:.2f} less")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,15 +1,11 @@
 """The study's cited headline table and the reader of its per-epoch CSV."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from trainstats.analysis.paper import HEADLINE, PUBLISHED_COLUMNS, headline, load_published, published_series
-
-SHARED_CSV = Path(os.environ.get("TRAINSTATS_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
-    / "paper" / "varmisuse_results.csv"
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -50,11 +46,10 @@ def test_reader_errors_name_file_and_line(tmp_path, lines, match):
         load_published(tmp_path / "missing.csv")
 
 
-def test_headline_table_matches_the_published_csv():
-    """The shipped table is the published CSV's GREAT figures at epoch 50 (checked where the CSV exists)."""
-    if not SHARED_CSV.is_file():
-        pytest.skip(f"the study's CSV is not at {SHARED_CSV}")
-    df = load_published(SHARED_CSV)
+def test_headline_table_matches_the_published_csv(shared_paper_csv):
+    """The shipped table is the published CSV's GREAT figures at epoch 50 (checked where the CSV exists:
+    ``shared_paper_csv`` is ``../shared/paper/varmisuse_results.csv``, the test is not collected without it)."""
+    df = load_published(shared_paper_csv)
     for (kind, metric, head, split), values in HEADLINE.items():
         for level, value in zip((0, 25, 50, 75, 100), values):
             s = published_series(df, noise_kind=kind, metric=metric, head=head, split=split, noise_level=level / 100)

@@ -149,3 +149,48 @@ def test_validation_messages():
 
 def test_empty_input_gives_empty_series():
     assert len(cumulative_sample_loss([], [])) == 0
+
+
+def _exact_pstdev(values) -> float:
+    """Population standard deviation in exact rational arithmetic, rounded once at the end."""
+    from fractions import Fraction
+
+    vs = [Fraction(v) for v in values]
+    mean = sum(vs) / len(vs)
+    return math.sqrt(sum((v - mean) ** 2 for v in vs) / len(vs))
+
+
+def test_variability_keeps_its_digits_on_nearly_constant_probabilities():
+    """ss/n - mean^2 gave 2.4e-8 for a constant 0.99 and 0 for steps of 1e-9; the pairwise merge does not."""
+    assert variability([1] * 100, [0.99] * 100).tolist() == [0.0]
+    assert variability([1] * 7, [1 / 3] * 7).tolist() == [0.0]
+    near = [0.999 + k * 1e-9 for k in range(10)]
+    got = variability([1] * 10, near).iloc[0]
+    assert got == pytest.approx(_exact_pstdev(near), rel=1e-6) and got > 2.8e-9
+    # streamed one appearance at a time: the same digits
+    st = SampleStats(1)
+    for k, p in enumerate(near):
+        st.update(np.array([0]), np.array([k]), np.array([k]), gold_prob=np.array([p]))
+    assert st.variability[0] == pytest.approx(_exact_pstdev(near), rel=1e-6)
+    st = SampleStats(1)
+    for k in range(100):
+        st.update(np.array([0]), np.array([k]), np.array([k]), gold_prob=np.array([0.99]))
+    assert st.variability[0] == 0.0
+
+
+@pytest.mark.parametrize("split", ["one-by-one", "random"])
+def test_streamed_variability_equals_one_chunk_to_rounding(split):
+    rng = np.random.default_rng(3)
+    n = 3000
+    idx = rng.integers(0, 60, n)
+    gp = 0.9 + rng.random(n) * 1e-3          # near 1, small spread: where ss/n - mean^2 cancels
+    one = SampleStats(60)
+    one.update(idx, np.zeros(n, int), np.arange(n), gold_prob=gp)
+    many = SampleStats(60)
+    cuts = np.arange(n + 1) if split == "one-by-one" else np.unique(np.r_[0, rng.integers(0, n, 25), n])
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        c = np.arange(lo, hi)
+        many.update(idx[c], np.zeros(len(c), int), c, gold_prob=gp[c])
+    exact = np.array([_exact_pstdev(gp[idx == s]) for s in range(60)])
+    np.testing.assert_allclose(one.variability, exact, rtol=1e-9)
+    np.testing.assert_allclose(many.variability, one.variability, rtol=1e-9, atol=0)

@@ -160,3 +160,28 @@ def test_cli_builds_shards(src_tree, tmp_path, capsys):
     assert "1 skipped" in text and "py2.py:2: SyntaxError" in text
     assert main(["build-varmisuse", str(tree), str(out), "--no-progress"]) == 2  # exists, no --overwrite
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_several_trees_build_one_dataset_split_by_prefixed_file(tmp_path):
+    """Two source trees become one dataset whose files are keyed by tree, disjoint across splits."""
+    from trainstats.varmisuse import iter_examples
+    from trainstats.varmisuse.builder import build_varmisuse
+
+    for tree in ("alpha", "beta"):
+        folder = tmp_path / "src" / tree
+        folder.mkdir(parents=True)
+        for i in range(12):
+            (folder / f"m{i}.py").write_text(
+                f"def f{i}(a, b):\n    c = a + b\n    d = c * a\n    return d - b + {i}\n")
+    s = build_varmisuse([tmp_path / "src" / "alpha", tmp_path / "src" / "beta"], tmp_path / "out", seed=0,
+                        split_fractions=(0.5, 0.25, 0.25), workers=1)
+    assert s.n_files == 24 and s.n_functions_used == 24 and sum(s.examples.values()) == 48
+    files = {}
+    for split in ("train", "dev", "eval"):
+        for _, ex in iter_examples(tmp_path / "out", split=split):
+            path = ex["provenances"][0]["datasetProvenance"]["filepath"]
+            files.setdefault(path, set()).add(split)
+    assert {p.split("/")[0] for p in files} == {"alpha", "beta"}
+    assert all(len(splits) == 1 for splits in files.values())  # no file in two splits
+    with pytest.raises(ValueError, match="empty list"):
+        build_varmisuse([], tmp_path / "none")

@@ -77,19 +77,36 @@ def test_loop_cfg_and_field_edges():
     assert _edges(clean, "FIELD") == [(1, 3), (8, 11), (13, 14), (25, 26), (17, 21), (21, 20), (21, 22)]
 
 
-def test_edge_ids_and_names_match_great(great_dev_dir):
+# GREAT's edge type ids, as every edge of the real dev shards has them (``[src, dst, id, "enum_NAME"]``;
+# SYNTAX does not occur there)
+GREAT_EDGE_IDS = {"CFG_NEXT": 1, "LAST_READ": 2, "LAST_WRITE": 3, "COMPUTED_FROM": 4, "RETURNS_TO": 5,
+                  "FORMAL_ARG_NAME": 6, "FIELD": 7, "NEXT_SYNTAX": 9, "LAST_LEXICAL_USE": 10, "CALLS": 11}
+
+
+def _edge_ids(folder, lines_per_shard=None) -> dict[str, int]:
     import json
 
     seen = {}
-    for path in sorted(great_dev_dir.iterdir()):
+    for path in sorted(folder.iterdir()):
         with open(path, encoding="utf-8") as fh:
-            for line in list(fh)[:50]:
+            for line in list(fh)[:lines_per_shard]:
                 for _, _, tid, label in json.loads(line)["edges"]:
-                    seen[label] = tid
-    for label, tid in seen.items():
-        assert EDGE_TYPES[label.removeprefix("enum_")] == tid
+                    assert seen.setdefault(label, tid) == tid, label
+    return seen
+
+
+def test_edge_ids_and_names_are_greats(built_great_dev_dir):
+    assert {k: EDGE_TYPES[k] for k in GREAT_EDGE_IDS} == GREAT_EDGE_IDS
+    assert _edge_ids(built_great_dev_dir) == {"enum_" + k: v for k, v in GREAT_EDGE_IDS.items()}
     clean, buggy = _one(LOOP)
     for a, b, tid, label in clean["edges"] + buggy["edges"]:
+        assert EDGE_TYPES[label.removeprefix("enum_")] == tid
+
+
+def test_edge_ids_and_names_match_the_real_shards(real_great_dev_dir):
+    seen = _edge_ids(real_great_dev_dir, lines_per_shard=50)
+    assert seen == {"enum_" + k: v for k, v in GREAT_EDGE_IDS.items()}
+    for label, tid in seen.items():
         assert EDGE_TYPES[label.removeprefix("enum_")] == tid
 
 

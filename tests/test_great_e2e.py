@@ -1,4 +1,5 @@
-"""End to end against a real GREAT checkout (VHellendoorn/ICLR20-Great), tiny configs, real dev shards.
+"""End to end against a real GREAT checkout (VHellendoorn/ICLR20-Great), tiny configs, GREAT-format dev shards
+(the real ones where present, else the suite's built ones).
 
 Needs ``TRAINSTATS_GREAT_CHECKOUT=/path/to/checkout`` (skipped otherwise) and tf-keras. GREAT runs in
 subprocesses: it needs the legacy tf-keras, while this pytest process may already use Keras 3.
@@ -53,9 +54,9 @@ training:
 
 
 @pytest.fixture(scope="module")
-def setup(great_dev_dir, tmp_path_factory):
+def setup(preferred_great_dev_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("great_e2e")
-    shards = sorted(great_dev_dir.iterdir())
+    shards = sorted(preferred_great_dev_dir.iterdir())
     for mode, shard in (("train", shards[0]), ("dev", shards[1]), ("eval", shards[1])):
         (root / "data" / mode).mkdir(parents=True)
         (root / "data" / mode / shard.name).symlink_to(shard)
@@ -123,7 +124,7 @@ for mode, n in (('train', 25), ('dev', 1000)):
     print(out)
 
 
-def test_instrumented_run_matches_plain_great_and_its_rows_agree_with_the_log(setup, great_dev_dir):
+def test_instrumented_run_matches_plain_great_and_its_rows_agree_with_the_log(setup):
     train_ids = [sid for sid, _ in iter_examples(next(iter((setup / "data" / "train").iterdir())))]
     noised = train_ids[:40:2]
     manifest = setup / "noise_manifest.parquet"

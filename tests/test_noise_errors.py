@@ -14,7 +14,7 @@ from trainstats.varmisuse import InvalidExample, list_shards, shard_name
 
 @pytest.fixture()
 def small_in(great_dev_dir, tmp_path):
-    """Two shards of 60 real lines each (copied to a temp dir); returns (dir, [lines of shard 0])."""
+    """Two shards of 60 GREAT-format lines each (copied to a temp dir); returns (dir, [lines of shard 0])."""
     src = list_shards(great_dev_dir)
     folder = tmp_path / "in"
     folder.mkdir()

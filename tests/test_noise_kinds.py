@@ -1,4 +1,4 @@
-"""Each kind's invariants, checked on every real dev example, and the registry contract."""
+"""Each kind's invariants, checked on every dev example (built, and real where present), and the registry contract."""
 from __future__ import annotations
 
 import json

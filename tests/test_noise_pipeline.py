@@ -1,4 +1,5 @@
-"""induce_noise on the real dev shards: exact counts, determinism, byte-identical copies, manifest."""
+"""induce_noise on GREAT-format dev shards (built, and real where present): exact counts, determinism, byte-identical
+copies, manifest."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""GREAT-format reading layer on the real dev shards: ids, schema check, precise errors."""
+"""GREAT-format reading layer on dev shards (built, and real where present): ids, schema check, precise errors."""
 from __future__ import annotations
 
 import json
@@ -51,12 +51,22 @@ def test_every_real_example_validates_with_shard_line_ids(great_dev_dir, real_ex
     assert classes == {True, False}
 
 
-def test_real_quirks_are_valid(real_examples):
-    """Buggy examples without targets, or with targets that are not candidates, exist and pass."""
+def test_real_quirks_are_valid(great_dev_dir, real_examples):
+    """The real data's valid quirks (docs/varmisuse-format.md) are in both layers and pass the check:
+    buggy examples without targets or with targets that are not candidates, bug-free candidates naming
+    a variable with no position, non-ASCII tokens (escaped as \\uXXXX on disk)."""
+    def ints(cands):
+        return {c for c in cands if isinstance(c, int)}
+
     no_targets = [ex for _, ex in real_examples if ex["has_bug"] and not ex["repair_targets"]]
     off_cand = [ex for _, ex in real_examples if ex["has_bug"]
                 and any(t not in ex["repair_candidates"] for t in ex["repair_targets"])]
-    assert no_targets and off_cand
+    names_only = [ex for _, ex in real_examples if not ex["has_bug"]
+                  and {c for c in ex["repair_candidates"] if isinstance(c, str)}
+                  - {ex["source_tokens"][c] for c in ints(ex["repair_candidates"])}]
+    non_ascii = [ex for _, ex in real_examples if any(not t.isascii() for t in ex["source_tokens"])]
+    assert no_targets and off_cand and names_only and non_ascii
+    assert all(p.read_bytes().isascii() for p in list_shards(great_dev_dir))
 
 
 def test_shard_names_round_trip(great_dev_dir):
@@ -148,7 +158,9 @@ def test_reader_errors_name_file_line_and_column(tmp_path, great_dev_dir):
     it = iter_examples(tmp_path)
     assert next(it)[0].endswith(":1")
     assert next(it)[0].endswith(":2")
-    with pytest.raises(InvalidExample, match=rf"^{re.escape(str(path))}:3:13: invalid JSON: Expecting value$"):
+    near = re.escape('{"has_bug": >>t<<ru, "x": 1}')
+    with pytest.raises(InvalidExample, match=rf"^{re.escape(str(path))}:3:13: invalid JSON: Expecting value, "
+                                             rf"near: {near}$"):
         next(it)
     ex = json.loads(good[2])
     del ex["repair_targets"]
@@ -166,7 +178,32 @@ def test_reader_errors_name_file_line_and_column(tmp_path, great_dev_dir):
     with pytest.raises(InvalidExample, match=rf"^{re.escape(str(path))}:2: empty line"):
         list(iter_examples(path))
     _write_shard(tmp_path, [good[0], b'{"a": "\xff"}\n'])
-    with pytest.raises(InvalidExample, match=rf"^{re.escape(str(path))}:2:\d+: invalid"):
+    near = re.escape('{"a": ">>\\xff<<"}')
+    with pytest.raises(InvalidExample, match=rf"^{re.escape(str(path))}:2:8: invalid UTF-8: invalid start byte, "
+                                             rf"near: {near}$"):
+        list(iter_examples(path))
+
+
+def test_json_errors_give_the_whole_reason_and_the_text_around_the_column(tmp_path, great_dev_dir):
+    """A control character deep in a long real line: the decoder's reason ends in "at" (its position
+    follows only in str(exc)); the message completes it and shows the text around the column."""
+    good = list_shards(great_dev_dir)[0].read_bytes().splitlines(keepends=True)[:5]
+    line = good[4]
+    cut = line.index(b', "', len(line) // 2) + 2     # an opening quote in the edges, far from the start
+    bad = line[:cut + 1] + b"\t" + line[cut + 1:]    # a raw tab inside that JSON string
+    path = _write_shard(tmp_path, good[:4] + [bad])
+    col = cut + 2
+    with pytest.raises(InvalidExample) as exc:
+        list(iter_examples(path))
+    text = line.decode()
+    want = (f"{path}:5:{col}: invalid JSON: Invalid control character at column {col}, near: "
+            f"...{text[cut + 1 - 30:cut + 1]}>>\\t<<{text[cut + 1:cut + 31]}...")
+    assert str(exc.value) == want
+    # an unterminated string runs to the line end: the newline is the character shown
+    path = _write_shard(tmp_path, [b'{"source_tokens": ["abc\n'])
+    with pytest.raises(InvalidExample, match=re.escape(
+            f"{path}:1:24: invalid JSON: Invalid control character at column 24, near: "
+            '{"source_tokens": ["abc>>\\n<<') + "$"):
         list(iter_examples(path))
 
 

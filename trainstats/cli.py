@@ -3,11 +3,17 @@
 Each sub-command lives in ``trainstats/commands/<name>.py`` and defines
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 sub-command runs, so ``trainstats --help`` never pays for TensorFlow.
+
+Every command runs behind :func:`trainstats.native_logs.filter_native_logs` (TensorFlow's start-up
+INFO lines and the cuInit failure of a GPU-less machine are not shown; warnings and errors are),
+and exits quietly with status 141 (128 + SIGPIPE, as a shell tool killed by the signal would)
+when its output pipe closes early, as in ``trainstats inspect RUN | head -2``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -44,14 +50,44 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: exit status after the reader of our output went away (128 + SIGPIPE)
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from trainstats.native_logs import filter_native_logs
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        try:
+            with filter_native_logs():
+                return _main(argv)
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return BROKEN_PIPE_STATUS
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     return int(args._module.run(args) or 0)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's final flush of the rest of the
+    buffered output cannot fail again (the recipe of Python's ``signal`` module docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

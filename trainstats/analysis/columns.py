@@ -19,14 +19,25 @@ STATS: tuple[str, ...] = ("loss", "gold_prob", "pred", "pred_prob", "correct", "
 
 @dataclass(frozen=True)
 class HeadColumns:
-    """The row columns holding one head's stats: ``columns[stat] -> column name``."""
+    """The row columns holding one head's stats: ``columns[stat] -> column name``, and the units
+    the run declared for them (``units[stat]``; ``""`` when none)."""
 
     head: str
     columns: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, stat: str) -> str | None:
         """Column name for ``stat`` or None when the run did not record it."""
         return self.columns.get(stat)
+
+    @property
+    def margin_unit(self) -> str | None:
+        """Unit of the head's margin (``trainstats.store.MARGIN_UNITS``: ``logit``, ``probability``,
+        ``log-probability``; another string for runs recorded before units were fixed); None when
+        the head has no margin column or declared no unit."""
+        if "margin" not in self.columns:
+            return None
+        return self.units.get("margin") or None
 
 
 def _check_value_columns(value_columns: Any) -> Sequence[Mapping[str, Any]]:
@@ -53,12 +64,15 @@ def discover_heads(value_columns: Sequence[Mapping[str, Any]]) -> dict[str, Head
         (``STATS``). Columns with ``head`` null are context, see :func:`context_columns`.
     """
     heads: dict[str, dict[str, str]] = {}
+    units: dict[str, dict[str, str]] = {}
     for col in _check_value_columns(value_columns):
         head, stat = col.get("head"), col.get("stat")
         if head is None or stat not in STATS:
             continue
-        heads.setdefault(str(head), {}).setdefault(str(stat), str(col["name"]))
-    return {h: HeadColumns(h, cols) for h, cols in heads.items()}
+        if str(stat) not in heads.setdefault(str(head), {}):
+            heads[str(head)][str(stat)] = str(col["name"])
+            units.setdefault(str(head), {})[str(stat)] = str(col.get("unit") or "")
+    return {h: HeadColumns(h, cols, units.get(h, {})) for h, cols in heads.items()}
 
 
 def context_columns(value_columns: Sequence[Mapping[str, Any]]) -> dict[str, str]:

@@ -39,6 +39,8 @@ class RunAnalysis:
     loss_samples: pd.DataFrame
     curves: pd.DataFrame
     messages: list[str] = field(default_factory=list)
+    #: head -> unit of its margin column (``trainstats.store.MARGIN_UNITS``), None when undeclared
+    margin_units: dict[str, str | None] = field(default_factory=dict)
 
 
 class _Messages(dict):
@@ -117,7 +119,8 @@ def analyze_run(run_dir: str | Path, *, split: str = "train", max_loss_samples: 
     loss_samples = loss_frame(loss_parts)
     curves = pd.concat(curve_parts, ignore_index=True) if curve_parts else \
         pd.DataFrame(columns=["split", "head", "score", "noise_group", "fraction", "value"])
-    return RunAnalysis(info, list(heads), scores, metrics, loss_samples, curves, list(msgs))
+    units = {h: c.margin_unit for h, c in heads.items() if c.get("margin") is not None}
+    return RunAnalysis(info, list(heads), scores, metrics, loss_samples, curves, list(msgs), units)
 
 
 def _scores_frame(label, keys, ids, stats, noise, kinds, ctx, vcols, heads, msgs) -> pd.DataFrame:

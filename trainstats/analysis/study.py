@@ -1,6 +1,7 @@
 """Several runs side by side (noise levels, seeds): the tables ``trainstats analyze`` writes."""
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ from trainstats.analysis.metrics import always_no_bug, generalization_gap
 from trainstats.analysis.runs import RunAnalysis, analyze_run
 from trainstats.store import Run
 
-__all__ = ["Analysis", "analyze_runs", "default_jobs", "head_scores", "runs_by_kind"]
+__all__ = ["Analysis", "analyze_runs", "default_jobs", "head_scores", "margin_unit_warnings", "runs_by_kind"]
+
+log = logging.getLogger(__name__)
 
 _RUN_COLS = ["run", "noise_level", "noise_kind", "seed"]
 
@@ -32,6 +35,8 @@ class Analysis:
     curves: pd.DataFrame
     messages: list[str] = field(default_factory=list)
     heads: dict[str, list[str]] = field(default_factory=dict)
+    #: problems with comparing the runs (e.g. margins in different units); also logged as warnings
+    warnings: list[str] = field(default_factory=list)
 
 
 def head_scores(scores: pd.DataFrame, head: str) -> pd.DataFrame:
@@ -41,6 +46,26 @@ def head_scores(scores: pd.DataFrame, head: str) -> pd.DataFrame:
             if c.startswith(prefix) and c[len(prefix):] in DIRECTIONS}
     keep = [c for c in ("noise", "noise_kind") if c in scores.columns]
     return scores[keep + list(cols)].rename(columns=cols)
+
+
+def _format_units(units: dict[str, str | None]) -> str:
+    return ", ".join(f"{head}={unit or 'unknown'}" for head, unit in units.items())
+
+
+def margin_unit_warnings(margin_units: dict[str, dict[str, str | None]]) -> list[str]:
+    """A warning when the compared runs' margins (hence AUM) come in different units.
+
+    Args:
+        margin_units: run name -> head -> unit (``RunAnalysis.margin_units``).
+    """
+    by_unit: dict[str, list[str]] = {}
+    for run, units in margin_units.items():
+        for head, unit in units.items():
+            by_unit.setdefault(unit or "unknown", []).append(f"{run} head {head}")
+    if len(by_unit) < 2:
+        return []
+    listing = "; ".join(f"{unit}: {', '.join(where)}" for unit, where in by_unit.items())
+    return [f"margins (and so AUM) are in different units across the compared runs and not comparable: {listing}"]
 
 
 def runs_by_kind(runs: pd.DataFrame) -> dict[str | None, list[str]]:
@@ -168,8 +193,12 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
                     max_loss_samples=max_loss_samples)
     results = [d.analysis for d in done]
     runs = pd.DataFrame([dict(run=n, noise_level=r.info.noise_level, noise_kind=r.info.noise_kind,
-                              seed=r.info.seed, run_dir=str(d), heads=",".join(r.heads))
+                              seed=r.info.seed, run_dir=str(d), heads=",".join(r.heads),
+                              margin_units=_format_units(r.margin_units))
                          for n, r, d in zip(names, results, dirs)])
+    warnings = margin_unit_warnings({n: r.margin_units for n, r in zip(names, results)})
+    for w in warnings:
+        log.warning(w)
     messages, frames = [], {k: [] for k in ("scores", "metrics", "loss_samples", "curves", "detection")}
     for name, r, result in zip(names, results, done):
         messages += [m if m.startswith(name) else f"{name}: {m.split(': ', 1)[-1]}" for m in r.messages]
@@ -194,4 +223,5 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
     if len(out["detection"]):
         out["detection"] = out["detection"].merge(runs[_RUN_COLS].rename(columns={"noise_kind": "run_noise_kind"}),
                                                   on="run", how="left")
-    return Analysis(runs=runs, messages=messages, heads={n: r.heads for n, r in zip(names, results)}, **out)
+    return Analysis(runs=runs, messages=messages, heads={n: r.heads for n, r in zip(names, results)},
+                    warnings=warnings, **out)

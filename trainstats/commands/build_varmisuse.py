@@ -4,6 +4,7 @@ Examples::
 
     trainstats build-varmisuse data/stdlib                 # the running interpreter's stdlib
     trainstats build-varmisuse ~/src/myproject data/mine --seed 1 --max-functions 5000
+    trainstats build-varmisuse --with-stdlib ~/src/a ~/src/b data/abc   # several trees, one dataset
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.usage = "%(prog)s [SRC_DIR] OUT_DIR [--seed N] [--max-functions N] [--split-by file] [options]"
+    parser.usage = "%(prog)s [SRC_DIR ...] OUT_DIR [--with-stdlib] [--seed N] [--max-functions N] [options]"
     parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="[SRC_DIR] OUT_DIR: the source tree (a directory searched for *.py, or "
-                             "one file; default: the running interpreter's standard library) and the "
-                             "output directory")
+                        help="[SRC_DIR ...] OUT_DIR: the source trees (directories searched for *.py, or "
+                             "files; default: the running interpreter's standard library), built as one "
+                             "dataset split by file, and the output directory")
+    parser.add_argument("--with-stdlib", action="store_true",
+                        help="add the running interpreter's standard library to the SRC_DIRs given")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for the split, the bugs and the shuffle (default 0)")
     parser.add_argument("--max-functions", type=int, default=None,
@@ -42,11 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainstats.varmisuse.builder import build_varmisuse, default_source_dir
 
-    if len(args.paths) > 2:
-        print(f"trainstats build-varmisuse: expected [SRC_DIR] OUT_DIR, received {len(args.paths)} "
-              f"paths: {args.paths}", file=sys.stderr)
-        return 2
-    src, out = (None, args.paths[0]) if len(args.paths) == 1 else args.paths
+    *trees, out = args.paths
+    if args.with_stdlib or not trees:
+        trees = [None, *trees]
+    src = trees[0] if len(trees) == 1 else trees
     try:
         summary = build_varmisuse(
             src, out, seed=args.seed, max_functions=args.max_functions, split_by=args.split_by,
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         print(f"trainstats build-varmisuse: {e}", file=sys.stderr)
         return 2
-    print(f"source: {summary.src_dir if src is not None else default_source_dir()}")
+    print(f"source: {', '.join(str(default_source_dir() if t is None else t) for t in trees)}")
     print(f"files: {summary.n_files} found, {summary.n_files_used} read, "
           f"{len(summary.skipped_files)} skipped")
     for item in summary.skipped_files[:10]:

@@ -12,13 +12,12 @@ from pathlib import Path
 
 
 def _levels(text: str) -> list[float]:
+    from trainstats.commands.percent import parse_percentages
+
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated percentages such as 0,25,50; received {text!r}")
-    if not values or any(not 0 <= v <= 100 for v in values):
-        raise argparse.ArgumentTypeError(f"noise levels must be percentages in [0, 100]; received {text!r}")
-    return [v / 100.0 for v in values]
+        return parse_percentages(text, flag="--levels")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ints(text: str) -> list[int]:
@@ -39,19 +38,21 @@ def _kinds(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from trainstats.demo.settings import DEFAULT_LEVELS, GRID_LEVELS, QUICK_SECONDS, STUDY_KINDS
+    from trainstats.demo.settings import DEFAULT_LEVELS, GRID_LEVELS, STUDY_KINDS, expected_duration
 
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: a new folder trainstats-demo-XXXX in the current directory)")
     parser.add_argument("--data", type=Path, default=None,
                         help="existing GREAT-format shards with train/ and dev/ splits (default: build from the "
                              "running Python's standard library)")
-    parser.add_argument("--source", type=Path, default=None,
-                        help="Python source tree to build the data from (default: the standard library)")
+    parser.add_argument("--source", type=Path, default=None, action="append",
+                        help="Python source tree to build the data from (default: the standard library); "
+                             "repeat for several trees, built as one dataset split by file")
     parser.add_argument("--levels", type=_levels, default=None,
                         help="noise levels in percent, comma-separated (default: "
                              f"{','.join(f'{100 * v:g}' for v in DEFAULT_LEVELS)}; --grid: "
-                             f"{','.join(f'{100 * v:g}' for v in GRID_LEVELS)})")
+                             f"{','.join(f'{100 * v:g}' for v in GRID_LEVELS)}); 0.5 looks like a fraction and is refused: "
+                             "write 50, or 0.5%% for half a percent")
     parser.add_argument("--grid", action="store_true",
                         help="the study's whole grid: both kinds at " + "/".join(f"{100 * v:g}" for v in GRID_LEVELS)
                              + " %% with one shared clean run")
@@ -65,11 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-functions", type=int, default=None,
                         help="functions taken from the source tree (two examples each; default: preset's)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke run in about {QUICK_SECONDS} s on 2 cores (tiny data and model; too small to "
-                             "show memorization)")
+                        help=f"a smoke run, {expected_duration('quick')} on 2 CPU cores (tiny data and model; too "
+                             "small to show memorization; the full demo takes "
+                             f"{expected_duration('default')})")
     parser.add_argument("--paper", type=Path, default=None, metavar="CSV",
                         help="the study's per-epoch results CSV (e.g. shared/paper/varmisuse_results.csv), drawn in "
                              "the report beside the demo's curves (see `trainstats analyze --paper`)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="runs trained at once, each in its own process with cores/JOBS threads "
+                             "(default: 2 on a machine with 2 or more cores, else 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--monitor", action="store_true",
                         help="watch each training live with trainstats.keras.MemorizationMonitor: TensorBoard "
@@ -115,11 +120,17 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("trainstats").setLevel(logging.WARNING)
 
     from trainstats.demo import format_summary, run_demo
+    from trainstats.demo.runner import default_jobs
+
+    if args.jobs is not None and args.jobs < 1:
+        print(f"trainstats demo: --jobs must be >= 1; received {args.jobs}", file=sys.stderr)
+        return 2
 
     try:
         result = run_demo(out, data=args.data, source=args.source, levels=levels, kinds=args.kind,
                           seeds=args.seeds, settings=settings, progress=not args.quiet, paper=args.paper,
-                          monitor={"on_onset": args.on_onset} if args.monitor else None)
+                          monitor={"on_onset": args.on_onset} if args.monitor else None,
+                          jobs=default_jobs() if args.jobs is None else args.jobs)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainstats demo: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", required=True,
                         help=f"noise kind, or several comma-separated for disjoint samples; one of {available_kinds()}")
     parser.add_argument("--level", required=True,
-                        help="percent of each class (buggy / bug-free) to noise, 0-100; comma-separated, one per kind")
+                        help="percent of each class (buggy / bug-free) to noise, 0-100; comma-separated, one per kind. "
+                             "A value such as 0.25 looks like a fraction and is refused: write 25, or 0.25%% for a "
+                             "quarter of a percent")
     parser.add_argument("--seed", type=int, required=True, help="non-negative integer seed")
     parser.add_argument("--split", default=None, help="only the shards of this split")
     parser.add_argument("--skip-invalid", action="store_true",
@@ -29,24 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _parse_levels(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--level expects percent numbers (e.g. 25 or 25,10), received {text!r}") from None
-    for v in values:
-        if not 0.0 <= v <= 100.0:
-            raise ValueError(f"--level is a percent in [0, 100], received {v}")
-    return [v / 100.0 for v in values]
-
-
 def run(args: argparse.Namespace) -> int:
+    from trainstats.commands.percent import parse_percentages
     from trainstats.noise import induce_noise
     from trainstats.varmisuse import InvalidExample
 
     kinds = [k.strip() for k in args.kind.split(",")]
     try:
-        levels = _parse_levels(args.level)
+        levels = parse_percentages(args.level, flag="--level")
         summary = induce_noise(args.in_dir, args.out_dir, kind=kinds, level=levels, seed=args.seed,
                                split=args.split, skip_invalid=args.skip_invalid, validate=args.validate, force=args.force,
                                workers=args.workers, progress=not args.quiet)

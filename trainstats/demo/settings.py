@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["DemoSettings", "DEFAULT", "QUICK", "STUDY_KINDS", "DEFAULT_LEVELS", "GRID_LEVELS", "QUICK_SECONDS"]
+__all__ = ["DemoSettings", "DEFAULT", "QUICK", "STUDY_KINDS", "DEFAULT_LEVELS", "GRID_LEVELS", "QUICK_SECONDS",
+           "MEASURED_SECONDS", "expected_duration", "defaults_fingerprint", "defaults_markdown"]
 
 #: the study's two noise kinds: label noise (buggy <-> bug-free) and input noise (injected repair markers)
 STUDY_KINDS: tuple[str, ...] = ("label", "inject-repair")
@@ -49,14 +50,14 @@ class DemoSettings:
     hidden: int = 64
     num_layers: int = 2
     num_heads: int = 4
-    dropout: float = 0.0
+    dropout: float = 0.1
     vocab_size: int = 8000
     epochs: int = 8
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     warmup_fraction: float = 0.05
     cosine: bool = True
-    token_budget: int = 16384
-    max_batch: int = 512
+    token_budget: int = 8192
+    max_batch: int = 256
     bucket_width: int | None = 8
 
     def replace(self, **changes) -> "DemoSettings":
@@ -71,3 +72,39 @@ DEFAULT = DemoSettings()
 #: ``--quick``: a smoke run in about :data:`QUICK_SECONDS` (too small to show memorization)
 QUICK = DemoSettings(max_functions=300, max_tokens=64, hidden=32, num_layers=1, num_heads=2, epochs=2,
                      vocab_size=1000, token_budget=4096, max_batch=128)
+
+#: Wall-clock seconds each preset took on the 2-core development machine, nearly idle, as printed by
+#: ``trainstats demo`` / ``trainstats demo --quick`` ("N run(s) in T s"; re-measure after changing a
+#: preset). The one source of such figures: the CLI help and docs/demo.md / README.md quote
+#: :func:`expected_duration`, and tests/test_cli_rough_edges.py checks that they do.
+MEASURED_SECONDS: dict[str, float] = {"default": 517, "quick": QUICK_SECONDS}
+
+
+def expected_duration(preset: str) -> str:
+    """``"about 60 s"`` / ``"about 9 minutes"`` for ``"quick"`` / ``"default"`` (from MEASURED_SECONDS)."""
+    seconds = MEASURED_SECONDS[preset]
+    if seconds < 120:
+        return f"about {round(seconds / 10) * 10:.0f} s"
+    return f"about {round(seconds / 60):.0f} minutes"
+
+
+def defaults_fingerprint(settings: DemoSettings = DEFAULT, levels=DEFAULT_LEVELS, kinds=STUDY_KINDS,
+                         grid_levels=GRID_LEVELS) -> str:
+    """A short hash of the demo's design (settings, levels, kinds, grid): docs/demo.md quotes it with
+    its measured figures, and a test fails when the code's defaults no longer match it."""
+    import hashlib
+    import json
+
+    blob = json.dumps([settings.to_dict(), list(levels), list(kinds), list(grid_levels)], sort_keys=True)
+    return hashlib.blake2b(blob.encode("utf-8"), digest_size=6).hexdigest()
+
+
+def defaults_markdown() -> str:
+    """The defaults as the Markdown table docs/demo.md shows (a test compares the two)."""
+    rows = ["| setting | default | `--quick` |", "|---|---|---|"]
+    for name, value in DEFAULT.to_dict().items():
+        rows.append(f"| `{name}` | `{value!r}` | `{getattr(QUICK, name)!r}` |")
+    pct = lambda levels: ", ".join(f"{100 * v:g} %" for v in levels)  # noqa: E731
+    rows.append(f"| noise kinds | {', '.join(f'`{k}`' for k in STUDY_KINDS)} | same |")
+    rows.append(f"| noise levels | {pct(DEFAULT_LEVELS)} (`--grid`: {pct(GRID_LEVELS)}) | same |")
+    return "\n".join(rows)

@@ -17,13 +17,14 @@ from .settings import DemoSettings
 __all__ = ["train_run", "learning_rate_schedule"]
 
 
-def _epoch_bar(total: int, desc: str, enabled: bool):
+def _epoch_bar(total: int, desc: str, enabled: bool, position: int = 0):
     import keras
     from tqdm.auto import tqdm
 
     class _Bar(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, disable=not enabled, leave=True)
+            self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, disable=not enabled, leave=True,
+                            position=position)
 
         def on_epoch_begin(self, epoch, logs=None):
             if self.bar.n < epoch:  # resumed by BackupAndRestore: the bar starts where training does
@@ -78,6 +79,7 @@ def train_run(
     progress: bool = True,
     desc: str = "train",
     monitor: dict[str, Any] | None = None,
+    position: int = 0,
 ) -> dict[str, Any]:
     """Train one model on ``train_dir``'s ``train`` shards, validating on ``dev_dir``'s ``dev`` shards.
 
@@ -86,7 +88,8 @@ def train_run(
     is stored in ``run.json`` (plus the settings). With ``backup_dir`` the run can be resumed after
     a kill (same arguments again); without it an existing ``run_dir`` is refused. ``monitor``: keyword
     arguments of :class:`trainstats.keras.MemorizationMonitor` to watch the training live (None: no
-    monitor). ``callbacks`` are added to ``fit``'s. Returns ``{"history", "seconds", "n_train",
+    monitor). ``callbacks`` are added to ``fit``'s; ``position``: the progress bar's line (runs trained
+    side by side). Returns ``{"history", "seconds", "n_train",
     "n_dev", "skipped_too_long", "samples_per_s"}`` (training samples per second of training-epoch
     time, dev passes included).
     """
@@ -124,7 +127,7 @@ def train_run(
     capture = varmisuse_callback(run_dir, noise_manifest=None if noise_manifest is None else str(noise_manifest),
                                  config=run_config, resume="auto" if resume else False)
     timer = _EpochTimer()
-    fit_callbacks = [capture, timer, *(callbacks or []), _epoch_bar(s.epochs, desc, progress)]
+    fit_callbacks = [capture, timer, *(callbacks or []), _epoch_bar(s.epochs, desc, progress, position)]
     if resume:
         fit_callbacks.insert(0, keras.callbacks.BackupAndRestore(str(backup_dir)))
     if monitor is not None:

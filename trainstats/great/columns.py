@@ -19,7 +19,7 @@ _HEADS = {"loc": "localization pointer", "rep": "repair pointer"}
 def _head_columns(head: str) -> list[ValueColumn]:
     what = _HEADS[head]
     gold = "the gold location" if head == "loc" else "all repair targets (summed)"
-    margin_unit = "logits"
+    margin_unit = "logit"   # trainstats.store.MARGIN_UNITS
     null = "" if head == "loc" else " Null for bug-free samples."
     return [
         ValueColumn(f"{head}_loss", "float32", head=head, stat="loss", unit="nats",

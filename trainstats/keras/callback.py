@@ -153,6 +153,7 @@ class PerSampleStats(keras.callbacks.Callback):
             if self._attempt is None:  # every worker of the job writes as the attempt the chief claims
                 self._attempt = agree_on_attempt(strategy, self._task, self.run_dir, resume=self.resume,
                                                  noise_manifest=self.noise_manifest)
+        self._capture.single_output_name = _single_output_layer_name(model)
         self._saved_functions = (model.train_function, model.test_function)
         jit = self.jit_stats
         if jit == "auto":  # fuse the stats ops when Keras does not already compile the whole step
@@ -360,6 +361,20 @@ class PerSampleStats(keras.callbacks.Callback):
         for keys, ids in chunks:
             self._writer.register_samples(ids, keys=keys)
         self._registered += len(chunks)
+
+
+def _single_output_layer_name(model) -> str | None:
+    """The name of the layer that makes a single-output model's output (None: several outputs, or a
+    subclassed model whose output layer is not known)."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not outputs or len(outputs) != 1:
+        return None
+    history = getattr(outputs[0], "_keras_history", None)
+    operation = getattr(history, "operation", None)
+    return getattr(operation, "name", None)
 
 
 def _static_feature_shapes(model) -> bool:

@@ -37,8 +37,14 @@ PACK_PREFIX = "__pack/"
 VALID_PREFIX = "__valid/"
 
 _UNITS = {"loss": "nats (model's loss)", "gold_prob": "[0, 1]", "pred": "class / position",
-          "pred_prob": "[0, 1]", "correct": "", "margin": "logits or probabilities (see docs/keras.md)",
-          "sample_weight": "weight"}
+          "pred_prob": "[0, 1]", "correct": "", "margin": "unspecified", "sample_weight": "weight"}
+
+
+def _stat_unit(stat: str, head_fn: Any) -> str:
+    """A column's unit; a margin's comes from its head function's ``margin_unit`` (MARGIN_UNITS)."""
+    if stat == "margin":
+        return getattr(head_fn, "margin_unit", None) or _UNITS["margin"]
+    return _UNITS[stat]
 
 
 _local = threading.local()  # per thread: MirroredStrategy traces replicas in parallel threads
@@ -164,6 +170,9 @@ class Capture:
         self.layouts: dict[str, dict[str, list[str]]] = {}
         self.head_names: dict[str, str] = {}
         self.descriptions: dict[str, str] = {}
+        #: name of a single-output model's output layer (set by the callback; Keras names the compiled
+        #: loss of a Sequential or subclassed model after the loss, not after the layer)
+        self.single_output_name: str | None = None
 
     def _head_name(self, output: str, n_outputs: int) -> tuple[str, str]:
         if n_outputs == 1:
@@ -183,8 +192,11 @@ class Capture:
             seen.setdefault(rec[0], rec)
         outputs = list(seen)
         heads = dict(self.heads)
-        if len(outputs) == 1 and "output" in heads and outputs[0] not in heads:
-            heads[outputs[0]] = heads.pop("output")  # single output: "output" names it
+        if len(outputs) == 1 and outputs[0] not in heads:
+            for alias in ("output", self.single_output_name):   # single output: "output" or its layer name
+                if alias is not None and alias in heads:
+                    heads[outputs[0]] = heads.pop(alias)
+                    break
         unknown = sorted(set(heads) - set(outputs))
         if unknown:
             raise ValueError(f"heads= names outputs {unknown} that the model does not have; its outputs are "
@@ -211,6 +223,11 @@ class Capture:
     def _compute(self, outputs, heads, loss_fns, x, ys_true, ys_pred, sws, sample_weight, meta, step,
                  training):
         seen = {o: (o, loss_fns[o], ys_true[o], ys_pred[o], sws[o]) for o in outputs}
+        if meta["key"].shape.rank == 0:
+            raise ValueError(
+                "trainstats.keras: each batch carries a single sample id, so the ids were attached after "
+                "batching (one id per batch). Attach them to the unbatched samples, then batch: "
+                "`with_ids(unbatched_ds, ids).shuffle(n).batch(b)`.")
         keys = tf.reshape(tf.cast(meta["key"], tf.int64), [-1])
         n = tf.shape(keys)[0]
         out: dict[str, tf.Tensor] = {KEY: keys, STEP: tf.fill([n], tf.cast(step, tf.int64)),
@@ -222,8 +239,9 @@ class Capture:
         for output in outputs:
             _, loss_fn, y_t, y_p, sw = seen[output]
             head, prefix = self._head_name(output, len(outputs))
-            fn, desc = resolve_head(heads.get(output), loss_fn, output)
-            self.head_names[output], self.descriptions[output] = head, desc
+            name = (self.single_output_name or "output") if len(outputs) == 1 else output
+            fn, desc = resolve_head(heads.get(output), loss_fn, name)
+            self.head_names[name], self.descriptions[name] = head, desc
             stats = dict(fn(y_t, y_p)) if fn is not None else {}
             bad = sorted(set(stats) - set(HEAD_STATS) - {"valid"})
             if bad:
@@ -239,8 +257,8 @@ class Capture:
                     continue
                 dtype = HEAD_STATS[stat]
                 out[prefix + stat] = tf.reshape(tf.cast(stats[stat], dtype), [n])
-                cols.append(ValueColumn(prefix + stat, dtype, head=head, stat=stat, unit=_UNITS[stat],
-                                        description=f"{stat} of output {output!r} ({desc})"))
+                cols.append(ValueColumn(prefix + stat, dtype, head=head, stat=stat, unit=_stat_unit(stat, fn),
+                                        description=f"{stat} of output {name!r} ({desc})"))
             if sample_weight is not None:
                 name = (prefix if nested_sw else "") + "sample_weight"
                 if name not in out:

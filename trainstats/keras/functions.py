@@ -24,6 +24,7 @@ import tensorflow as tf
 from trainstats.keras.capture import KEY, SUBSTEP, Capture, recording_losses
 from trainstats.keras.ids import split_meta
 from trainstats.keras.multiworker import reduce_logs
+from trainstats.native_logs import filter_native_logs
 
 __all__ = ["make_function"]
 
@@ -113,7 +114,7 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
     if not model.run_eagerly:
         multi_step_on_iterator = tf.function(multi_step_on_iterator, reduce_retracing=True)
 
-    def function(iterator):
+    def run_steps(iterator):
         if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
             has_any, logs, rows = multi_step_on_iterator(iterator)
             if not bool(has_any):
@@ -121,6 +122,18 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
         else:  # train_on_batch / test_on_batch hand a Python generator of one batch
             for data in iterator:
                 logs, rows = one_step_on_data(data)
+        return logs, rows
+
+    first = [True]
+
+    def function(iterator):
+        if first[0] and capture.jit:
+            # the first run XLA-compiles the stats: XLA logs INFO lines a plain fit would not show
+            first[0] = False
+            with filter_native_logs():
+                logs, rows = run_steps(iterator)
+        else:
+            logs, rows = run_steps(iterator)
         if rows:
             sink(rows)
         return logs

@@ -3,7 +3,9 @@
 A *head stats function* is ``fn(y_true, y_pred) -> dict[str, tf.Tensor]`` returning per-sample
 tensors of shape ``[batch]`` with keys among ``loss``, ``gold_prob``, ``pred``, ``pred_prob``,
 ``correct``, ``margin`` and optionally ``valid`` (bool; rows where it is False get nulls for every
-stat of that head). It must be pure TensorFlow (it runs inside ``model.fit``'s compiled, possibly
+stat of that head). A ``margin_unit`` attribute on the function (one of
+``trainstats.store.MARGIN_UNITS``: ``"logit"``, ``"probability"``, ``"log-probability"``) is
+recorded as the unit of its margin column; the built-in heads set it. It must be pure TensorFlow (it runs inside ``model.fit``'s compiled, possibly
 XLA-compiled, step). ``loss`` may be left out: the capture computes it from the model's compiled loss.
 
 Formulas (``S`` = the scores the model outputs, ``P`` = probabilities; for ``from_logits=True``
@@ -45,6 +47,11 @@ HeadStatsFn = Callable[[Any, Any], Mapping[str, Any]]
 HEAD_STATS: dict[str, str] = STANDARD_STATS
 
 _NEG = float("-inf")
+
+
+def _margin_unit(from_logits: bool) -> str:
+    """The ``MARGIN_UNITS`` entry of a built-in head's margin."""
+    return "logit" if from_logits else "probability"
 
 
 def _flat_batch(t: tf.Tensor) -> tf.Tensor:
@@ -125,6 +132,7 @@ def sparse_categorical_stats(*, from_logits: bool = False, ignore_class: int | N
         return _gold_set_core(scores, probs, gold, valid, None)
 
     fn.__name__ = f"sparse_categorical_stats(from_logits={from_logits})"
+    fn.margin_unit = _margin_unit(from_logits)  # type: ignore[attr-defined]
     return fn
 
 
@@ -141,6 +149,7 @@ def categorical_stats(*, from_logits: bool = False) -> HeadStatsFn:
         return _gold_set_core(scores, probs, gold, valid, None)
 
     fn.__name__ = f"categorical_stats(from_logits={from_logits})"
+    fn.margin_unit = _margin_unit(from_logits)  # type: ignore[attr-defined]
     return fn
 
 
@@ -172,6 +181,7 @@ def pointer_stats(*, from_logits: bool = True, mask_key: str | None = None) -> H
         return _gold_set_core(scores, probs, gold, valid, allowed)
 
     fn.__name__ = f"pointer_stats(from_logits={from_logits})"
+    fn.margin_unit = _margin_unit(from_logits)  # type: ignore[attr-defined]
     return fn
 
 
@@ -202,6 +212,7 @@ def binary_stats(*, from_logits: bool = False) -> HeadStatsFn:
         }
 
     fn.__name__ = f"binary_stats(from_logits={from_logits})"
+    fn.margin_unit = _margin_unit(from_logits)  # type: ignore[attr-defined]
     return fn
 
 

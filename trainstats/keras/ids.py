@@ -125,7 +125,8 @@ def with_ids(data: Any, ids: Sequence[str] | Sequence[int] | None = None, *, noi
     Args:
         data: either an *unbatched* ``tf.data.Dataset`` whose elements are ``(x, y)`` or
             ``(x, y, sample_weight)`` — attach ids *before* ``shuffle()`` / ``batch()`` so they
-            travel with their samples — or a tuple of arrays ``(x, y)`` / ``(x, y, sample_weight)``
+            travel with their samples; a batched one (``batch``, ``padded_batch``,
+            ``bucket_by_sequence_length``, ... not undone by ``unbatch``) is refused — or a tuple of arrays ``(x, y)`` / ``(x, y, sample_weight)``
             as passed to ``model.fit(x, y, ...)``.
         ids: one id per sample (str, or int turned into str); ``None``: the sample's position
             ``"0", "1", ...``. Rows store ``sample_key(id)``; the reader maps keys back to ids.
@@ -150,6 +151,13 @@ def with_ids(data: Any, ids: Sequence[str] | Sequence[int] | None = None, *, noi
                              f"received element_spec {spec}")
         if _is_meta(spec[1]) or (isinstance(spec[1], dict) and KEY_FIELD in spec[1]):
             raise ValueError("this Dataset already carries trainstats ids")
+        batched_by = _batching_step(data)
+        if batched_by is not None:
+            raise ValueError(
+                f"with_ids received a batched Dataset (built with {batched_by}): its elements are batches, "
+                "so it would attach one id per batch. Attach ids to the unbatched samples, then batch: "
+                "`with_ids(tf.data.Dataset.from_tensor_slices((x, y)), ids).shuffle(n).batch(b)` "
+                "(or call .unbatch() first).")
         card = int(data.cardinality())
         if ids is None and card < 0:
             raise ValueError("ids=None needs a Dataset of known cardinality; pass ids explicitly")
@@ -175,6 +183,34 @@ def with_ids(data: Any, ids: Sequence[str] | Sequence[int] | None = None, *, noi
         return (x, wrapped) if len(data) == 2 else (x, wrapped, data[2])
     raise TypeError("with_ids expects an unbatched tf.data.Dataset or a tuple (x, y[, sample_weight]) of arrays; "
                     f"received {type(data).__name__}")
+
+
+_BATCHING = {"_BatchDataset": "batch()", "_ParallelBatchDataset": "batch()", "_PaddedBatchDataset": "padded_batch()",
+             "_GroupByWindowDataset": "group_by_window() / bucket_by_sequence_length()",
+             "_RebatchDataset": "rebatch()", "_WindowDataset": "window()",
+             "_DenseToSparseBatchDataset": "dense_to_sparse_batch()"}
+
+
+def _batching_step(ds: Any, depth: int = 0) -> str | None:
+    """The transformation that made ``ds``'s elements batches (``"batch()"``, ...), or None.
+
+    Walks the Dataset's inputs from the top: the first batching step met means batched elements,
+    an ``unbatch()`` met first means single samples again. Datasets that hide their inputs
+    (``from_generator``) count as unbatched; the recorder checks the ids per batch as well."""
+    name = type(ds).__name__
+    if "Unbatch" in name or depth > 200:
+        return None
+    if name in _BATCHING or ("Batch" in name and "Unbatch" not in name):
+        return _BATCHING.get(name, name)
+    try:
+        inputs = ds._inputs()
+    except Exception:  # noqa: BLE001 - a Dataset type without the (private) lineage API
+        return None
+    for parent in inputs:
+        found = _batching_step(parent, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def is_wrapped(y: Any) -> bool:
@@ -209,42 +245,3 @@ def split_meta(data: Any) -> tuple[Any, Any]:
             rest = (rest[0][Y_FIELD],)
         return (data[0], y) + rest, meta
     return data, None
-
-
-def _install_unpack_patch() -> None:
-    """Let Keras's own ``unpack_x_y_sample_weight`` see through the id wrapper on *symbolic* data.
-
-    Keras builds the compiled loss/metrics from the first batch before any callback runs when the
-    model lives under a distribution strategy (``Trainer._symbolic_build``); without this, that build
-    would see the wrapper as the label. Only symbolic tensors (KerasTensor / graph tensors) are
-    unwrapped, so ``fit``'s own unpacking of ``validation_data`` arrays keeps the ids.
-    """
-    from keras.src.trainers.data_adapters import data_adapter_utils as dau
-
-    if getattr(dau.unpack_x_y_sample_weight, "_trainstats", False):
-        return
-    original = dau.unpack_x_y_sample_weight
-
-    def unpack_x_y_sample_weight(data):
-        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-            if is_wrapped(data[1]) or _is_meta(data[1]):
-                key = data[1][KEY_FIELD]
-                if not isinstance(key, np.ndarray) and _is_symbolic(key):
-                    data, _ = split_meta(data)
-        return original(data)
-
-    unpack_x_y_sample_weight._trainstats = True  # type: ignore[attr-defined]
-    unpack_x_y_sample_weight.__doc__ = original.__doc__
-    dau.unpack_x_y_sample_weight = unpack_x_y_sample_weight
-
-
-def _is_symbolic(t: Any) -> bool:
-    import tensorflow as tf
-    from keras.src.backend.common.keras_tensor import KerasTensor
-
-    if isinstance(t, KerasTensor):
-        return True
-    try:
-        return tf.is_symbolic_tensor(t)
-    except Exception:  # noqa: BLE001 - not a tensor at all
-        return False

@@ -85,5 +85,8 @@ def varmisuse_extra_stats(y_true: dict, y_pred: dict) -> dict[str, tf.Tensor]:
     }
 
 
+# margins of log-probabilities floored at eps (trainstats.store.MARGIN_UNITS)
+loc_head_stats.margin_unit = rep_head_stats.margin_unit = "log-probability"  # type: ignore[attr-defined]
+
 #: head name -> head-stats function, for the trainstats Keras capture
 HEAD_STATS = {"loc": loc_head_stats, "rep": rep_head_stats}

@@ -151,7 +151,7 @@ def _start_method() -> str:
 def _progress_bar(total: int):
     from tqdm import tqdm   # only with a bar: even a disabled tqdm starts a monitor thread
 
-    return tqdm(total=total, unit="B", unit_scale=True, desc="noise", file=sys.stderr, leave=False)
+    return tqdm(total=total, unit="B", unit_scale=True, desc="noise", file=sys.stderr)
 
 
 class _NoBar:

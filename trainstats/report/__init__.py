@@ -4,12 +4,10 @@
 >>> from trainstats.report import write_report              # doctest: +SKIP
 >>> write_report(analyze_runs(["runs/noise0", "runs/noise50"]), "report/",   # doctest: +SKIP
 ...              paper="shared/paper/varmisuse_results.csv")                  # optional: the paper's curves
-"""
-try:
-    import matplotlib  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("trainstats.report needs matplotlib: run `pip install 'trainstats[report]'`") from exc
 
+``write_tables`` (Parquet/CSV only) needs no matplotlib; ``write_report`` does, and raises an
+ImportError naming the pip extra when it is missing.
+"""
 from trainstats.report.html import write_report, write_tables
 
 __all__ = ["write_report", "write_tables"]

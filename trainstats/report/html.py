@@ -15,10 +15,6 @@ import pandas as pd
 from trainstats.analysis import DIRECTIONS, Analysis, memorization, runs_by_kind
 from trainstats.analysis.paper import PAPER_CITATION, PAPER_LABEL, load_published
 from trainstats.report import first_screen
-from trainstats.report import plots_memorization as pm
-from trainstats.report import plots_run as pr
-from trainstats.report import plots_study as ps
-from trainstats.report.style import kind_title
 
 __all__ = ["write_tables", "write_report"]
 
@@ -56,8 +52,10 @@ axis, labelled “""" + html.escape(PAPER_LABEL) + """”.</li>
 """
 
 
-def write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
-    """Write ``scores.parquet``, ``metrics.csv``, ``detection.csv``, ``runs.csv``, ``messages.txt``."""
+def write_tables(analysis: Analysis, out: str | Path) -> dict[str, Path]:
+    """Write ``scores.parquet``, ``metrics.csv``, ``detection.csv``, ``runs.csv``, ``messages.txt``
+    (warnings first). Needs no matplotlib."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     paths["scores"] = out / "scores.parquet"
@@ -66,8 +64,22 @@ def write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
         paths[name] = out / f"{name}.csv"
         getattr(analysis, name).to_csv(paths[name], index=False)
     paths["messages"] = out / "messages.txt"
-    paths["messages"].write_text("".join(m + "\n" for m in analysis.messages), encoding="utf-8")
+    paths["messages"].write_text("".join(f"warning: {w}\n" for w in analysis.warnings)
+                                 + "".join(m + "\n" for m in analysis.messages), encoding="utf-8")
     return paths
+
+
+def _plots():
+    """The plotting modules (they import matplotlib): ``(plots_memorization, plots_run, plots_study, kind_title)``."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("trainstats' plots and HTML report need matplotlib: run `pip install "
+                          "'trainstats[report]'` (or `trainstats analyze --no-plots` for the tables only)") from exc
+    from trainstats.report import plots_memorization, plots_run, plots_study
+    from trainstats.report.style import kind_title
+
+    return plots_memorization, plots_run, plots_study, kind_title
 
 
 class _Figures:
@@ -128,6 +140,7 @@ def write_report(analysis: Analysis, out: str | Path, *, title: str = "trainstat
     frame), drawn beside this study's curves; without it the paper's epoch-50 figures are shown as marks.
     """
     out = Path(out)
+    pm, pr, ps, kind_title = _plots()   # fails before anything is written when matplotlib is missing
     published = _published(paper)
     tables = write_tables(analysis, out)
     a = analysis
@@ -143,6 +156,7 @@ def write_report(analysis: Analysis, out: str | Path, *, title: str = "trainstat
     overview = fig("Memorization at a glance", pm.overview_figure, a.metrics, a.runs, groups, verdicts, out,
                    why="no run has noised training samples with an accuracy")
     body = [first_screen.first_screen_html(a, verdicts, groups, overview.name if overview else None)]
+    body += [f"<p class='warn'><b>Warning:</b> {html.escape(w)}</p>" for w in a.warnings]
     body.append("<h2 id='memorization'>Memorization: the noised samples against their noisy labels</h2>")
     for kind, names in groups.items():
         body.append(_figure(fig(f"Memorization, {kind_title(kind)}", pm.memorization_figure, a.metrics, a.runs, kind,

@@ -12,7 +12,7 @@ from trainstats.store.reader import open_dataset, read, read_metadata, read_samp
 from trainstats.store.run import Run
 from trainstats.store.run_dir import claim_attempt, files_dir, monitor_dir
 from trainstats.store.sample_ids import sample_key
-from trainstats.store.schema import SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
+from trainstats.store.schema import MARGIN_UNITS, SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
 from trainstats.store.writer import RunWriter
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "RunWriter",
     "SCHEMA_VERSION",
     "SPLITS",
+    "MARGIN_UNITS",
     "STANDARD_STATS",
     "StoreWriteError",
     "UnsupportedSchemaVersion",

@@ -53,6 +53,16 @@ STANDARD_STATS: dict[str, str] = {
     "margin": "float32",
 }
 
+#: Units of the ``margin`` stat: the ``unit`` of each head's margin column in ``run.json``, written by
+#: the recorders. Margins of different units are not comparable (AUM over probabilities is not AUM
+#: over logits); analysis shows each run's unit per head and warns when compared runs differ.
+MARGIN_UNITS: dict[str, str] = {
+    "logit": "best gold score minus best other score, on logits (the AUM of Pleiss et al. 2020)",
+    "probability": "best gold probability minus best other probability, in [-1, 1]",
+    "log-probability": ("log(p_gold + eps) - log(p_other + eps): the logit margin wherever both probabilities "
+                        "are well above eps, clipped at about +-20.7 for eps = 1e-9"),
+}
+
 _DTYPES: dict[str, pa.DataType] = {
     "float32": pa.float32(),
     "float64": pa.float64(),

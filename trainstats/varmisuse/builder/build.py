@@ -64,6 +64,33 @@ class BuildSummary:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Tree:
+    path: Path
+    stdlib: bool
+    key: str  # unique short name of the tree (prefix of its files' keys when there are several)
+    dataset_name: str
+
+
+def _resolve_trees(src_dir) -> list[_Tree]:
+    items = list(src_dir) if isinstance(src_dir, (list, tuple)) else [src_dir]
+    if not items:
+        raise ValueError("src_dir is an empty list; expected a directory, a file, None (the stdlib) or a list of them")
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    trees, keys = [], set()
+    for item in items:
+        path = default_source_dir() if item is None else Path(item)
+        stdlib = item is None or (path.exists() and path.resolve() == default_source_dir().resolve())
+        key = "stdlib" if stdlib else (path.resolve().name or "src")
+        base, i = key, 1
+        while key in keys:
+            i += 1
+            key = f"{base}{i}"
+        keys.add(key)
+        trees.append(_Tree(path, stdlib, key, f"python{ver}-stdlib" if stdlib else path.resolve().name))
+    return trees
+
+
 def _unit_hash(seed: int, key: str) -> float:
     digest = hashlib.blake2b(f"{seed}:{key}".encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2.0 ** 64
@@ -104,7 +131,8 @@ def _validate(src: Path, out: Path, seed, max_functions, split_by, fractions, ma
         raise ValueError(f"workers must be None or a positive int, received {workers!r}")
 
 
-def build_varmisuse(src_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, seed: int = 0,
+def build_varmisuse(src_dir: str | os.PathLike | None | Sequence[str | os.PathLike | None],
+                    out_dir: str | os.PathLike, *, seed: int = 0,
                     max_functions: int | None = None, split_by: str = "file",
                     split_fractions: Sequence[float] = (0.8, 0.1, 0.1), max_tokens: int = 512,
                     examples_per_shard: int = 500, workers: int | None = None,
@@ -123,7 +151,9 @@ def build_varmisuse(src_dir: str | os.PathLike | None, out_dir: str | os.PathLik
 
     Args:
         src_dir: a directory (searched recursively for ``*.py``) or one file; None for the running
-            interpreter's standard library (licence then ``PSF-2.0``).
+            interpreter's standard library (licence then ``PSF-2.0``); or a list of these, built as one
+            dataset (each file keyed ``<tree name>/<path>``, so the split stays disjoint by file and
+            the same file in two trees would still get distinct keys).
         out_dir: output directory (created).
         seed: drives the split, the bugs and the shuffling.
         max_functions: stop after this many functions (files are visited in a seeded order, so the
@@ -141,16 +171,11 @@ def build_varmisuse(src_dir: str | os.PathLike | None, out_dir: str | os.PathLik
         a :class:`BuildSummary`, also written to ``OUT_DIR/build_summary.json``.
     """
     started = time.perf_counter()
-    stdlib = src_dir is None
-    src = default_source_dir() if stdlib else Path(src_dir)
     out = Path(out_dir)
-    _validate(src, out, seed, max_functions, split_by, split_fractions, max_tokens, examples_per_shard,
-              workers)
-    if not stdlib:
-        stdlib = src.resolve() == default_source_dir().resolve()
-    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
-    license = license or ("PSF-2.0" if stdlib else "unknown")
-    dataset_name = dataset_name or (f"python{ver}-stdlib" if stdlib else src.resolve().name)
+    trees = _resolve_trees(src_dir)
+    for tree in trees:
+        _validate(tree.path, out, seed, max_functions, split_by, split_fractions, max_tokens, examples_per_shard,
+                  workers)
 
     existing = [p for s in SPLITS if (out / s).is_dir()
                 for p in (out / s).iterdir() if SHARD_PATTERN.match(p.name)]
@@ -158,12 +183,19 @@ def build_varmisuse(src_dir: str | os.PathLike | None, out_dir: str | os.PathLik
         raise FileExistsError(f"{str(out)!r} already holds {len(existing)} shard file(s) (e.g. "
                               f"{existing[0].name!r}); pass overwrite=True (--overwrite) to replace them")
 
-    if src.is_file():
-        files = [(str(src), src.name)]
-    else:
-        files = source_files(src, frozenset(exclude_dirs))
-    files.sort(key=lambda f: (_unit_hash(seed, "order:" + f[1]), f[1]))
-    jobs = [FileJob(path, rel, seed, max_tokens, dataset_name, license) for path, rel in files]
+    jobs = []
+    for tree in trees:
+        lic = license or ("PSF-2.0" if tree.stdlib else "unknown")
+        name = dataset_name or tree.dataset_name
+        if tree.path.is_file():
+            files = [(str(tree.path), tree.path.name)]
+        else:
+            files = source_files(tree.path, frozenset(exclude_dirs))
+        # with several trees a file's key (split, order, bugs) is "<tree name>/<path in the tree>"
+        prefix = f"{tree.key}/" if len(trees) > 1 else ""
+        jobs += [FileJob(path, prefix + rel, seed, max_tokens, name, lic) for path, rel in files]
+    jobs.sort(key=lambda j: (_unit_hash(seed, "order:" + j.relpath), j.relpath))
+    src = trees[0].path if len(trees) == 1 else Path(os.pathsep.join(str(t.path) for t in trees))
     summary = BuildSummary(str(src), str(out), seed, split_by, max_tokens, n_files=len(jobs))
     per_split: dict[str, list[str]] = {s: [] for s in SPLITS}
     split_files: dict[str, int] = {s: 0 for s in SPLITS}
@@ -222,15 +254,19 @@ def _run(jobs: list[FileJob], workers: int | None, progress: bool) -> Iterable[F
     try:
         if workers == 1 or len(jobs) < 8:
             for job in jobs:
-                yield process_file(job)
-                bar.update(1)
+                res = process_file(job)
+                bar.update(1)   # before the yield: the consumer may stop at this file
+                yield res
             return
         with multiprocessing.get_context().Pool(workers) as pool:
             for res in pool.imap(process_file, jobs, chunksize=2):
-                yield res
                 bar.update(1)
+                yield res
             # leaving the with-block early (max_functions reached) terminates the pool
     finally:
+        if bar.n < bar.total:   # stopped early (max_functions): end the bar at the files read
+            bar.total = bar.n
+            bar.refresh()
         bar.close()
 
 
