@@ -41,14 +41,16 @@ from trainstats.analysis.scores import (
     mean_loss,
     variability,
 )
-from trainstats.analysis.study import Analysis, analyze_runs, head_scores, runs_by_kind
+from trainstats.analysis.sql import ORDER_DEPENDENT, SCORE_SQL, score_sql
+from trainstats.analysis.sql_engines import duckdb_scores, spark_rows, spark_scores
+from trainstats.analysis.study import Analysis, analyze_runs, default_jobs, head_scores, runs_by_kind
 
 __all__ = [
-    "Analysis", "DIRECTIONS", "HeadColumns", "Memorization", "NOISE_GROUPS", "RunAnalysis", "RunInfo",
-    "SCORE_NAMES", "SCORE_UNITS", "SampleStats", "always_no_bug", "analyze_run", "analyze_runs", "area_under_margin", "auroc",
+    "Analysis", "DIRECTIONS", "HeadColumns", "Memorization", "NOISE_GROUPS", "ORDER_DEPENDENT", "RunAnalysis",
+    "RunInfo", "SCORE_NAMES", "SCORE_SQL", "SCORE_UNITS", "SampleStats", "always_no_bug", "analyze_run", "analyze_runs", "area_under_margin", "auroc",
     "auroc_ci", "average_precision", "average_ranks", "calibrated_cutoff", "confidence", "context_columns",
-    "correctness", "cumulative_sample_loss", "discover_heads", "evaluate_detectors", "final_correctness",
+    "correctness", "cumulative_sample_loss", "default_jobs", "discover_heads", "duckdb_scores", "evaluate_detectors", "final_correctness",
     "first_learned_epoch", "forgetting_events", "generalization_gap", "gini", "head_scores",
     "learned_for_good_epoch", "mean_loss", "memorization", "precision_at_k", "roc_curve", "run_info",
-    "runs_by_kind", "sorted_curve", "suspicion", "variability",
+    "runs_by_kind", "score_sql", "sorted_curve", "spark_rows", "spark_scores", "suspicion", "variability",
 ]

@@ -15,10 +15,14 @@ record); ``correct`` is given as 1.0 / 0.0 / NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-__all__ = ["SampleStats", "sort_chunk"]
+__all__ = ["STATS", "SampleStats", "sort_chunk"]
+
+#: the stats a head's running state can hold (``docs/store.md``, value columns)
+STATS: tuple[str, ...] = ("loss", "gold_prob", "correct", "margin")
 
 _UNSEEN = -1  # state code: no appearance with a defined ``correct`` yet
 
@@ -118,17 +122,24 @@ class SampleStats:
 
     Feed chunks with :meth:`update` in training order; read results with the ``*`` properties.
     Every result is a float64 array of shape ``[n_samples]``; NaN means undefined (null).
+    ``stats``: the stats this head records (default all of :data:`STATS`); the others take no memory
+    and their scores are NaN (a ``joint`` head with only ``correct`` needs a third of the state).
     """
 
-    def __init__(self, n_samples: int):
+    def __init__(self, n_samples: int, *, stats: Sequence[str] = STATS):
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
             raise ValueError(f"n_samples must be a non-negative int; received {n_samples!r}")
+        unknown = sorted(set(stats) - set(STATS))
+        if unknown:
+            raise ValueError(f"stats must be among {STATS}; received {unknown}")
         n = int(n_samples)
         self.n_samples = n
-        self.loss = _Sums.zeros(n)
-        self.margin = _Sums.zeros(n)
-        self.gold_prob = _Sums.zeros(n, spread=True)
-        self.correct = _Sums.zeros(n)
+        self.stats = tuple(st for st in STATS if st in stats)
+        size = {st: n if st in self.stats else 0 for st in STATS}
+        self.loss = _Sums.zeros(size["loss"])
+        self.margin = _Sums.zeros(size["margin"])
+        self.gold_prob = _Sums.zeros(size["gold_prob"], spread=True)
+        self.correct = _Sums.zeros(size["correct"])
         self._last = np.full(n, _UNSEEN, np.int8)
         self._forget = np.zeros(n, np.int32)
         self._first_learned = np.full(n, -1, np.int32)
@@ -136,7 +147,7 @@ class SampleStats:
 
     def grow(self, positions: np.ndarray, n_new: int) -> None:
         """Re-index to ``n_new`` samples: old sample ``i`` moves to ``positions[i]``; the rest start empty."""
-        for sums in (self.loss, self.margin, self.gold_prob, self.correct):
+        for sums in self._tracked():
             for attr in sums.arrays():
                 setattr(sums, attr, _moved(getattr(sums, attr), positions, n_new, 0))
         for attr, fill in (("_last", _UNSEEN), ("_forget", 0), ("_first_learned", -1), ("_for_good", -1)):
@@ -145,12 +156,18 @@ class SampleStats:
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the samples where ``mask`` is False (e.g. registered ids that never appeared)."""
-        for sums in (self.loss, self.margin, self.gold_prob, self.correct):
+        for sums in self._tracked():
             for attr in sums.arrays():
                 setattr(sums, attr, getattr(sums, attr)[mask])
         for attr in ("_last", "_forget", "_first_learned", "_for_good"):
             setattr(self, attr, getattr(self, attr)[mask])
         self.n_samples = int(mask.sum())
+
+    def _tracked(self) -> list[_Sums]:
+        return [getattr(self, st) for st in self.stats]
+
+    def _result(self, stat: str, compute) -> np.ndarray:
+        return compute() if stat in self.stats else np.full(self.n_samples, np.nan)
 
     # ------------------------------------------------------------------ feeding
     def update(
@@ -187,20 +204,25 @@ class SampleStats:
             return
         if unique is None:
             unique = bool(len(idx) < 2 or np.all(idx[1:] != idx[:-1]))
-        for sums, values in ((self.loss, loss), (self.margin, margin), (self.gold_prob, gold_prob),
-                             (self.correct, correct)):
-            if values is not None:
-                sums.add(idx, values, unique)
+        for stat, values in (("loss", loss), ("margin", margin), ("gold_prob", gold_prob), ("correct", correct)):
+            if values is None:
+                continue
+            if stat not in self.stats:
+                raise ValueError(f"this SampleStats does not track {stat!r} (stats={self.stats}); received its values")
+            getattr(self, stat).add(idx, values, unique)
         if correct is not None:
-            self._transitions(idx, epoch, correct)
+            self._transitions(idx, epoch, correct, unique)
 
-    def _transitions(self, idx: np.ndarray, epoch: np.ndarray, correct: np.ndarray) -> None:
+    def _transitions(self, idx: np.ndarray, epoch: np.ndarray, correct: np.ndarray, unique: bool = False) -> None:
         ok = ~np.isnan(correct)
         if not ok.all():
             idx, epoch, correct = idx[ok], epoch[ok], correct[ok]
         if len(idx) == 0:
             return
         c = (correct > 0.5).astype(np.int8)
+        if unique:
+            self._transitions_once(idx, epoch, c)
+            return
         first = np.empty(len(idx), bool)
         first[0] = True
         np.not_equal(idx[1:], idx[:-1], out=first[1:])
@@ -236,35 +258,51 @@ class SampleStats:
         self._for_good[idx[last & (c == 0)]] = -1
         self._last[idx[last]] = c[last]
 
+    def _transitions_once(self, idx: np.ndarray, epoch: np.ndarray, c: np.ndarray) -> None:
+        """:meth:`_transitions` for a chunk in which each sample appears once (rows in any order)."""
+        prev = self._last[idx]
+        learned = c == 1
+        self._forget[idx[(prev == 1) & ~learned]] += 1
+        li, le = idx[learned], epoch[learned]
+        new = self._first_learned[li] < 0
+        self._first_learned[li[new]] = le[new]
+        starts = learned & (prev != 1)
+        self._for_good[idx[starts]] = epoch[starts]
+        self._for_good[idx[~learned]] = -1
+        self._last[idx] = c
+
     # ------------------------------------------------------------------ results
     @property
     def n_appearances(self) -> np.ndarray:
         """Appearances with a defined ``correct`` (or loss when correct is absent) per sample."""
-        return np.maximum(self.correct.n, self.loss.n).astype(np.float64)
+        counts = [getattr(self, st).n for st in ("correct", "loss") if st in self.stats]
+        if not counts:
+            return np.zeros(self.n_samples)
+        return (np.maximum(*counts) if len(counts) == 2 else counts[0]).astype(np.float64)
 
     @property
     def csl(self) -> np.ndarray:
-        return np.where(self.loss.n > 0, self.loss.s, np.nan)
+        return self._result("loss", lambda: np.where(self.loss.n > 0, self.loss.s, np.nan))
 
     @property
     def mean_loss(self) -> np.ndarray:
-        return self.loss.mean()
+        return self._result("loss", self.loss.mean)
 
     @property
     def aum(self) -> np.ndarray:
-        return self.margin.mean()
+        return self._result("margin", self.margin.mean)
 
     @property
     def confidence(self) -> np.ndarray:
-        return self.gold_prob.mean()
+        return self._result("gold_prob", self.gold_prob.mean)
 
     @property
     def variability(self) -> np.ndarray:
-        return self.gold_prob.std()
+        return self._result("gold_prob", self.gold_prob.std)
 
     @property
     def correctness(self) -> np.ndarray:
-        return self.correct.mean()
+        return self._result("correct", self.correct.mean)
 
     @property
     def forgetting_events(self) -> np.ndarray:

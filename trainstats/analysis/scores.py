@@ -20,6 +20,7 @@ from trainstats.analysis.accumulate import SampleStats
 
 __all__ = [
     "SCORE_NAMES",
+    "SCORE_STATS",
     "SCORE_UNITS",
     "cumulative_sample_loss",
     "mean_loss",
@@ -38,6 +39,13 @@ SCORE_NAMES: tuple[str, ...] = (
     "csl", "mean_loss", "aum", "confidence", "variability", "correctness",
     "forgetting_events", "first_learned_epoch", "learned_for_good_epoch", "final_correct",
 )
+
+#: the per-head stat (``docs/store.md``, value columns) each score is computed from
+SCORE_STATS: dict[str, str] = {
+    "csl": "loss", "mean_loss": "loss", "aum": "margin", "confidence": "gold_prob", "variability": "gold_prob",
+    "correctness": "correct", "forgetting_events": "correct", "first_learned_epoch": "correct",
+    "learned_for_good_epoch": "correct", "final_correct": "correct",
+}
 
 #: what each score measures and in which unit (axis labels, docs/analysis.md)
 SCORE_UNITS: dict[str, str] = {

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -12,8 +14,9 @@ import pandas as pd
 from trainstats.analysis.detection import DIRECTIONS, evaluate_detectors
 from trainstats.analysis.metrics import always_no_bug, generalization_gap
 from trainstats.analysis.runs import RunAnalysis, analyze_run
+from trainstats.store import Run
 
-__all__ = ["Analysis", "analyze_runs", "head_scores", "margin_unit_warnings", "runs_by_kind"]
+__all__ = ["Analysis", "analyze_runs", "default_jobs", "head_scores", "margin_unit_warnings", "runs_by_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,67 @@ def _unique_names(dirs: Sequence[Path]) -> list[str]:
     return out
 
 
+#: below this many bytes of row parts in all, runs are analysed in this process whatever ``jobs`` says:
+#: starting a worker (a fresh interpreter importing pandas and pyarrow) costs more than they take
+PARALLEL_MIN_BYTES = 64 * 2**20
+
+
+def default_jobs() -> int:
+    """The cores this process may run on (``trainstats analyze --jobs`` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _RunResult:
+    """One run analysed and its detectors evaluated (what a worker process sends back)."""
+
+    analysis: RunAnalysis
+    detection: list[tuple[str, pd.DataFrame]]
+    messages: list[str]
+
+
+def _analyze_one(run_dir: Path, name: str, split: str, recall_target: float, seed: int, max_loss_samples: int,
+                 progress: bool) -> _RunResult:
+    r = analyze_run(run_dir, split=split, max_loss_samples=max_loss_samples, progress=progress)
+    detection, messages = [], []
+    for head in r.heads:
+        if not len(r.scores):
+            continue
+        det, msgs = evaluate_detectors(head_scores(r.scores, head), recall_target=recall_target, seed=seed,
+                                       group_by=())
+        messages += [f"{name}: head {head}: {m}" for m in msgs]
+        if len(det):
+            detection.append((head, det))
+    return _RunResult(r, detection, messages)
+
+
+def _results(dirs: list[Path], names: list[str], jobs: int, progress: bool, **options) -> list[_RunResult]:
+    """Each run's result, in the order given; runs in ``jobs`` worker processes when there are several."""
+    jobs = min(int(jobs), len(dirs))
+    if jobs > 1 and sum(p.stat().st_size for d in dirs for p in Run(d).files()) < PARALLEL_MIN_BYTES:
+        jobs = 1
+    if jobs <= 1:
+        return [_analyze_one(d, n, progress=progress, **options) for d, n in zip(dirs, names)]
+    import multiprocessing
+
+    # spawn: a fresh interpreter per worker (forking a process with Arrow's threads running is unsafe)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_analyze_one, d, n, progress=False, **options) for d, n in zip(dirs, names)]
+        if progress:
+            from concurrent.futures import as_completed
+
+            from tqdm import tqdm
+
+            for _ in tqdm(as_completed(futures), total=len(futures), desc="runs", unit="run"):
+                pass
+        return [f.result() for f in futures]
+
+
 def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall_target: float = 0.99,
-                 seed: int = 0, max_loss_samples: int = 5000, progress: bool = False) -> Analysis:
+                 seed: int = 0, max_loss_samples: int = 5000, progress: bool = False, jobs: int = 1) -> Analysis:
     """Analyse runs and evaluate every score against the noise flags, runs side by side.
 
     Args:
@@ -108,6 +170,11 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
         split: the split per-sample scores are computed on (``"train"`` by default, ``"dev"`` on request).
         recall_target, seed: the calibrated cut-off (:func:`~trainstats.analysis.calibrated_cutoff`).
         max_loss_samples, progress: see :func:`~trainstats.analysis.analyze_run`.
+        jobs: runs analysed at once, each in its own process (:func:`default_jobs`: the cores). The
+            result does not depend on it: each run is analysed by the same code whatever the process,
+            and the tables list the runs in the order given. Memory: each job holds one run's
+            per-sample state (about 180 bytes a sample and head at most), the parent every run's tables.
+            Runs with fewer than :data:`PARALLEL_MIN_BYTES` of rows in all are analysed in this process.
 
     Returns:
         :class:`Analysis`. ``runs`` has one row per run with ``noise_level`` (fraction), ``noise_kind``
@@ -119,10 +186,12 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
         raise ValueError("run_dirs is empty; expected at least one run directory")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int; received {jobs!r}")
     names = _unique_names(dirs)
-    results: list[RunAnalysis] = []
-    for d in dirs:
-        results.append(analyze_run(d, split=split, max_loss_samples=max_loss_samples, progress=progress))
+    done = _results(dirs, names, jobs, progress, split=split, recall_target=recall_target, seed=seed,
+                    max_loss_samples=max_loss_samples)
+    results = [d.analysis for d in done]
     runs = pd.DataFrame([dict(run=n, noise_level=r.info.noise_level, noise_kind=r.info.noise_kind,
                               seed=r.info.seed, run_dir=str(d), heads=",".join(r.heads),
                               margin_units=_format_units(r.margin_units))
@@ -131,7 +200,7 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
     for w in warnings:
         log.warning(w)
     messages, frames = [], {k: [] for k in ("scores", "metrics", "loss_samples", "curves", "detection")}
-    for name, r in zip(names, results):
+    for name, r, result in zip(names, results, done):
         messages += [m if m.startswith(name) else f"{name}: {m.split(': ', 1)[-1]}" for m in r.messages]
         for key in ("scores", "metrics", "loss_samples", "curves"):
             df = getattr(r, key)
@@ -139,17 +208,13 @@ def analyze_runs(run_dirs: Sequence[str | Path], *, split: str = "train", recall
                 df = df.copy() if key != "scores" else df
                 df.insert(0, "run", pd.Categorical.from_codes(np.zeros(len(df), np.int8), [name]))
                 frames[key].append(df)
-        for head in r.heads:
-            if not len(r.scores):
-                continue
-            det, msgs = evaluate_detectors(head_scores(r.scores, head), recall_target=recall_target, seed=seed,
-                                           group_by=())
-            messages += [f"{name}: head {head}: {m}" for m in msgs]
-            if len(det):
-                det.insert(0, "head", head)
-                det.insert(0, "run", name)
-                frames["detection"].append(det)
-    out = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()}
+        messages += result.messages
+        for head, det in result.detection:
+            det.insert(0, "head", head)
+            det.insert(0, "run", name)
+            frames["detection"].append(det)
+    out = {k: (v[0] if len(v) == 1 and k == "scores" else pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
+           for k, v in frames.items()}
     if len(out["metrics"]):
         gap = generalization_gap(out["metrics"])
         baseline = always_no_bug(out["metrics"])

@@ -24,17 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the study's per-epoch results (e.g. shared/paper/varmisuse_results.csv: columns model, "
                              "noise_kind, metric, head, split, epoch, noise_percent, value), drawn beside this study's "
                              "curves; without it the report shows the paper's epoch-50 figures only")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="runs analysed at once, each in its own process (default: the cores); the output "
+                             "is the same for every N")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from trainstats.analysis import analyze_runs
+    from trainstats.analysis.study import default_jobs
     from trainstats.store import Run
 
     missing = [str(d) for d in args.run_dirs if not Run.exists(d)]
     if missing:
         print(f"trainstats analyze: not a run directory (no trainstats run metadata): {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"trainstats analyze: --jobs must be a positive number of processes; received {args.jobs}",
               file=sys.stderr)
         return 2
     if not 0.0 < args.cutoff_recall <= 1.0:
@@ -53,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     analysis = analyze_runs(args.run_dirs, split=args.split, recall_target=args.cutoff_recall, seed=args.seed,
-                            max_loss_samples=args.max_loss_samples, progress=not args.quiet)
+                            max_loss_samples=args.max_loss_samples, progress=not args.quiet,
+                            jobs=args.jobs or default_jobs())
     t1 = time.perf_counter()
     if args.no_plots:
         from trainstats.report.html import write_tables  # matplotlib not needed

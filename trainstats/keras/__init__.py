@@ -9,6 +9,7 @@ Two changed lines in an existing script::
 Rows land in a run directory (``docs/store.md``); read them with ``trainstats.read``. See
 ``docs/keras.md`` for the statistics, head-stats protocol and what is supported.
 """
+from trainstats.keras import multiworker as _multiworker
 from trainstats.keras import patches as _patches
 from trainstats.keras.callback import PerSampleStats
 from trainstats.keras.heads import (
@@ -24,6 +25,7 @@ from trainstats.keras.monitor import MemorizationMonitor
 
 _patches.install_unpack_patch()
 _patches.install_class_weight_check()
+_multiworker.install_symbolic_build_patch()
 
 __all__ = [
     "HEAD_STATS",

@@ -14,13 +14,14 @@ import tensorflow as tf
 from trainstats.keras.capture import KEY, NOISE, STEP, SUBSTEP, VALID_PREFIX, Capture, unpack
 from trainstats.keras.functions import make_function
 from trainstats.keras.ids import registry
+from trainstats.keras.multiworker import MULTI_WORKER_STRATEGIES, WorkerTask, agree_on_attempt, worker_task
 from trainstats.store import Run, RunWriter, ValueColumn
 
 __all__ = ["PerSampleStats"]
 
 log = logging.getLogger("trainstats.keras")
 
-_SUPPORTED_STRATEGIES = ("_DefaultDistributionStrategy", "MirroredStrategy", "OneDeviceStrategy")
+_SUPPORTED_STRATEGIES = ("_DefaultDistributionStrategy", "MirroredStrategy", "OneDeviceStrategy") + MULTI_WORKER_STRATEGIES
 
 
 class PerSampleStats(keras.callbacks.Callback):
@@ -48,6 +49,9 @@ class PerSampleStats(keras.callbacks.Callback):
         resume: ``"auto"`` (continue when ``run_dir`` holds a run), True, or False (refuse).
         on_error: ``"warn"`` (default: keep training when rows cannot be written) or ``"raise"``.
         writer_id: id of this process's writer (several processes writing one run need distinct ids).
+            Under ``MultiWorkerMirroredStrategy`` each worker's id is derived from its task in the
+            cluster spec (``worker1``, or ``<writer_id>.worker1`` for a non-default ``writer_id``) and
+            the workers share one attempt (``docs/keras.md``, multi-worker training).
         jit_stats: XLA-compile the per-sample stats ops (one fused kernel instead of ~30 small ops per
             step). ``"auto"``: when the model's own step is not XLA-compiled (Keras's default on CPU),
             no distribution strategy is used and every model input has a fixed shape apart from the
@@ -108,6 +112,8 @@ class PerSampleStats(keras.callbacks.Callback):
         self._capture = Capture(heads=heads, extra_stats=extra_stats, extra_columns=extra_columns)
         self._writer: RunWriter | None = None
         self._attempt: int | None = None
+        self._task: WorkerTask | None = None
+        self._writers_opened = 0
         self._fits = 0
         self._registered = 0
         self._pending: list[tuple[str, int, dict]] = []
@@ -126,21 +132,27 @@ class PerSampleStats(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         model = self.model
         strategy = model.distribute_strategy
-        if type(strategy).__name__ not in _SUPPORTED_STRATEGIES:
+        kind = type(strategy).__name__
+        if kind not in _SUPPORTED_STRATEGIES:
             raise NotImplementedError(
-                f"trainstats.keras supports the default strategy, MirroredStrategy and OneDeviceStrategy; "
-                f"received {type(strategy).__name__}. For multi-worker training record one run per worker "
-                "with a custom loop, or train single-worker.")
-        if type(strategy).__name__ == "MirroredStrategy" and int(model.steps_per_execution or 1) > 1:
+                f"trainstats.keras supports the default strategy, MirroredStrategy, OneDeviceStrategy and "
+                f"MultiWorkerMirroredStrategy; received {kind}.")
+        if kind != "_DefaultDistributionStrategy" and kind != "OneDeviceStrategy" \
+                and int(model.steps_per_execution or 1) > 1:
             raise NotImplementedError(
-                "steps_per_execution > 1 under MirroredStrategy cannot be recorded: Keras "
+                f"steps_per_execution > 1 under {kind} cannot be recorded: Keras "
                 f"{keras.__version__} on TensorFlow {tf.__version__} itself fails on it ('You must feed a value "
                 "for placeholder tensor ...' inside its multi-step loop, with or without trainstats). "
-                "Compile with steps_per_execution=1 under MirroredStrategy.")
+                f"Compile with steps_per_execution=1 under {kind}.")
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError(f"trainstats.keras needs the TensorFlow backend; Keras runs "
                                       f"{keras.backend.backend()!r}")
         self._fits += 1
+        if kind in MULTI_WORKER_STRATEGIES:
+            self._task = worker_task(strategy)
+            if self._attempt is None:  # every worker of the job writes as the attempt the chief claims
+                self._attempt = agree_on_attempt(strategy, self._task, self.run_dir, resume=self.resume,
+                                                 noise_manifest=self.noise_manifest)
         self._capture.single_output_name = _single_output_layer_name(model)
         self._saved_functions = (model.train_function, model.test_function)
         jit = self.jit_stats
@@ -325,11 +337,13 @@ class PerSampleStats(keras.callbacks.Callback):
         config = dict(self.config)
         config.setdefault("heads", {k: self._capture.descriptions.get(k, "") for k in self._capture.head_names})
         versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
-        if self._attempt is not None:  # a later fit() with this callback: same attempt, new writer
+        base = self.writer_id if self._task is None else self._task.writer_id(self.writer_id)
+        self._writers_opened += 1
+        if self._attempt is not None:  # a later fit() with this callback, or a worker of a multi-worker job
+            writer_id = base if self._writers_opened == 1 else f"{base}.{self._fits}"
             writer = RunWriter(self.run_dir, columns, recorder="keras", config=config,
                                noise_manifest=self.noise_manifest, attempt=self._attempt,
-                               writer_id=f"{self.writer_id}.{self._fits}", on_error=self.on_error,
-                               versions=versions)
+                               writer_id=writer_id, on_error=self.on_error, versions=versions)
             self._registered = 0  # each writer stores the ids of its own rows: it needs every id
         else:
             resume = self.resume
@@ -337,7 +351,7 @@ class PerSampleStats(keras.callbacks.Callback):
                 resume = Run.exists(self.run_dir)
             writer = RunWriter(self.run_dir, columns, recorder="keras", config=config,
                                noise_manifest=self.noise_manifest, resume=bool(resume),
-                               writer_id=self.writer_id, on_error=self.on_error, versions=versions)
+                               writer_id=base, on_error=self.on_error, versions=versions)
             self._attempt = writer.attempt
             self._registered = 0
         return writer

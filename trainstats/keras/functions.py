@@ -5,8 +5,10 @@ Mirrors Keras 3's TensorFlow trainer (``keras/src/backend/tensorflow/trainer.py`
 
 * the step strips the sample keys from the batch, runs the model's *own* ``train_step`` /
   ``test_step`` under :func:`~trainstats.keras.capture.recording_losses`, and also returns rows;
-* under a ``tf.distribute`` strategy the logs are reduced exactly as Keras reduces them, while rows
-  are *concatenated* over replicas (Keras would average them);
+* under a ``tf.distribute`` strategy the logs are reduced exactly as Keras reduces them (under a
+  multi-worker strategy: averaged over replicas, where Keras's own reduction fails, see
+  :mod:`trainstats.keras.multiworker`), while rows are *concatenated* over this process's replicas
+  (Keras would average them);
 * with ``steps_per_execution > 1`` rows of *every* step are accumulated in ``TensorArray``\\ s
   (Keras returns only the last step's outputs). The first step is peeled off the ``while_loop`` so
   the row structure is known before the loop is built.
@@ -19,10 +21,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import tensorflow as tf
-from keras.src.backend.tensorflow.trainer import reduce_per_replica
-
 from trainstats.keras.capture import KEY, SUBSTEP, Capture, recording_losses
 from trainstats.keras.ids import split_meta
+from trainstats.keras.multiworker import reduce_logs
 from trainstats.native_logs import filter_native_logs
 
 __all__ = ["make_function"]
@@ -60,7 +61,7 @@ def make_function(model: Any, capture: Capture, sink: Callable[[dict], None], *,
     @tf.autograph.experimental.do_not_convert
     def one_step_on_data(data):
         logs, rows = strategy.run(replica_step, args=(data,))
-        logs = reduce_per_replica(logs, strategy, reduction="auto")
+        logs = reduce_logs(logs, strategy)
         rows = {k: _concat_replicas(v, strategy) for k, v in rows.items()}
         return logs, rows
 

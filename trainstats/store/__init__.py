@@ -10,7 +10,7 @@ from trainstats.store.errors import NotARunDirectory, StoreWriteError, Unsupport
 from trainstats.store.migrate import migrate
 from trainstats.store.reader import open_dataset, read, read_metadata, read_samples, value_columns
 from trainstats.store.run import Run
-from trainstats.store.run_dir import files_dir, monitor_dir
+from trainstats.store.run_dir import claim_attempt, files_dir, monitor_dir
 from trainstats.store.sample_ids import sample_key
 from trainstats.store.schema import MARGIN_UNITS, SCHEMA_VERSION, SPLITS, STANDARD_STATS, ValueColumn
 from trainstats.store.writer import RunWriter
@@ -26,6 +26,8 @@ __all__ = [
     "StoreWriteError",
     "UnsupportedSchemaVersion",
     "ValueColumn",
+    "claim_attempt",
+    "files_dir",
     "migrate",
     "open_dataset",
     "read",

@@ -4,8 +4,10 @@ Every place that maps keys to something — the writer's ``sample_key -> sample_
 manifest look-up, the reader's id map — stores its values in arrays aligned with the positions of a
 ``KeyIndex``. Open addressing with linear probing over a power-of-two table at most half full; a
 slot is ``(key * 0x9E3779B97F4A7C15 mod 2**64) >> (64 - bits)`` (Fibonacci hashing, so sequential or
-strided keys spread as well as random ones). Look-ups and inserts are a few numpy passes: about
-15-30 ns per key, against ~200 ns for ``np.searchsorted`` into a large sorted array.
+strided keys spread as well as random ones). A slot holds only the int32 position of its key (the
+key itself is read from the keys by position), so the table costs 4-8 bytes per slot, 8-16 per key:
+27 MB for 1.75 M keys. Look-ups and inserts are a few numpy passes: about 15-30 ns per key, against
+~200 ns for ``np.searchsorted`` into a large sorted array.
 """
 from __future__ import annotations
 
@@ -24,8 +26,7 @@ class KeyIndex:
         self._keys = np.zeros(1024, np.int64)  # by position
         self._n = 0
         self._bits = 11
-        self._slot_pos = np.full(1 << self._bits, -1, np.int64)
-        self._slot_key = np.zeros(1 << self._bits, np.int64)
+        self._slot_pos = np.full(1 << self._bits, -1, np.int32)
         if keys is not None:
             self.add(keys)
 
@@ -51,18 +52,22 @@ class KeyIndex:
         mask = (1 << self._bits) - 1
         slots = self._slots(keys)
         pos = self._slot_pos[slots]
-        hit = self._slot_key[slots] == keys
+        hit = self._key_at(pos) == keys
         hit &= pos >= 0
         out[hit] = pos[hit]
         todo = np.flatnonzero(~hit & (pos >= 0))  # slot taken by another key: probe on
         slots = (slots[todo] + 1) & mask
         while len(todo):
             pos = self._slot_pos[slots]
-            hit = (self._slot_key[slots] == keys[todo]) & (pos >= 0)
+            hit = (self._key_at(pos) == keys[todo]) & (pos >= 0)
             out[todo[hit]] = pos[hit]
             more = ~hit & (pos >= 0)
             todo, slots = todo[more], (slots[more] + 1) & mask
         return out
+
+    def _key_at(self, pos: np.ndarray) -> np.ndarray:
+        """The key at each slot position (any value where ``pos`` < 0: callers mask those)."""
+        return self._keys[np.maximum(pos, 0)]
 
     def add(self, keys: np.ndarray) -> np.ndarray:
         """Add the keys not yet present; return every key's position. New keys get the next positions
@@ -82,14 +87,13 @@ class KeyIndex:
         while len(todo):
             held = self._slot_pos[slots]
             taken = held >= 0
-            done = taken & (self._slot_key[slots] == new[todo])
+            done = taken & (self._key_at(held) == new[todo])
             free = np.flatnonzero(~taken)
             if len(free):  # several keys may claim one free slot: the last write wins
                 self._slot_pos[slots[free]] = -2 - free
                 won = free[self._slot_pos[slots[free]] == -2 - free]
                 positions = np.arange(self._n, self._n + len(won))
                 self._slot_pos[slots[won]] = positions
-                self._slot_key[slots[won]] = new[todo[won]]
                 self._keys[positions] = new[todo[won]]
                 self._n += len(won)
                 done[won] = True
@@ -104,7 +108,8 @@ class KeyIndex:
     def _first_appearance_order(self, home: np.ndarray, n_new: int) -> None:
         """Renumber the positions just given (claim order) by first appearance, in O(n) (no sort)."""
         n0 = self._n - n_new
-        tentative = self._slot_pos[home] - n0
+        claimed = self._keys[n0:self._n].copy()  # keys by claim order
+        tentative = self._slot_pos[home].astype(np.int64) - n0
         first = np.empty(n_new, np.int64)
         first[tentative[::-1]] = np.arange(len(home))[::-1]  # smallest index of each new key
         used = np.zeros(len(home), bool)
@@ -113,7 +118,7 @@ class KeyIndex:
         slots = np.empty(n_new, np.int64)
         slots[tentative] = home
         self._slot_pos[slots] = final
-        self._keys[final] = self._slot_key[slots]
+        self._keys[final] = claimed
 
     def _reserve(self, n: int) -> None:
         if n > len(self._keys):
@@ -123,8 +128,7 @@ class KeyIndex:
         if 2 * n > (1 << self._bits):
             while 2 * n > (1 << self._bits):
                 self._bits += 1
-            self._slot_pos = np.full(1 << self._bits, -1, np.int64)
-            self._slot_key = np.zeros(1 << self._bits, np.int64)
+            self._slot_pos = np.full(1 << self._bits, -1, np.int32)
             self._place(self._keys[: self._n], np.arange(self._n))
 
     def _place(self, keys: np.ndarray, positions: np.ndarray) -> None:
@@ -138,7 +142,6 @@ class KeyIndex:
             self._slot_pos[slots[cand]] = -2 - cand  # one claim per slot wins
             won = cand[self._slot_pos[slots[cand]] == -2 - cand]
             self._slot_pos[slots[won]] = positions[todo[won]]
-            self._slot_key[slots[won]] = keys[todo[won]]
             left = np.ones(len(todo), bool)
             left[won] = False
             slots = np.where(free, slots, (slots + 1) & mask)  # losers retry the same (now taken) slot

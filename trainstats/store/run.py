@@ -149,6 +149,42 @@ class Run:
             table = self._complete_ids(table, want_key="sample_key" in columns, want_id="sample_id" in columns)
         return table.select(columns)
 
+    def scan_positions(self, split: str | Iterable[str] | None = None, epochs: int | Iterable[int] | None = None,
+                       columns: Sequence[str] = ()) -> tuple[pa.Table, np.ndarray]:
+        """Rows for an engine that numbers samples: ``(table, positions)``.
+
+        ``positions[i]`` is the position of row ``i``'s sample among the ids this reader has seen
+        (:meth:`keys_at`, :meth:`known_ids`; numbered in order of first appearance, so they only grow),
+        ``-1`` for a row without an id. Cheaper than asking :meth:`scan` for ``sample_key``: no per-row
+        key is built. ``sample_key`` in ``columns`` comes back as stored (null where the id is set):
+        the key of the rows without an id."""
+        names = self.columns()
+        columns = list(columns)
+        unknown = [c for c in columns if c not in names or c == "sample_id"]
+        if unknown:
+            raise ValueError(f"Unknown column(s) {unknown} for scan_positions in {self.path}; available: "
+                             f"{[c for c in names if c != 'sample_id']}")
+        read = [c for c in names if c in set(columns) | {"sample_id", "sample_key"}]
+        if self.legacy:
+            self._load_legacy_ids()
+        dataset = self.dataset() if self.legacy else self._key_dataset()
+        table = dataset.to_table(columns=read, filter=_selection(split, epochs))
+        pos = self.id_positions(table.column("sample_id"))
+        if self.legacy:  # rows of schema-1 parts carry the key only: their id is in the side table
+            stored = table.column("sample_key")
+            miss = np.flatnonzero((pos < 0) & pc.is_valid(stored).to_numpy(zero_copy_only=False))
+            if len(miss):
+                pos[miss] = self._ids.lookup_keys(pc.fill_null(stored, 0).to_numpy()[miss])
+        return table.select(columns), pos
+
+    def keys_at(self, positions: np.ndarray) -> np.ndarray:
+        """Sample keys of positions from :meth:`scan_positions` (each ``>= 0``)."""
+        return self._ids.keys[np.asarray(positions, np.int64)]
+
+    def ids_at(self, positions: np.ndarray) -> pa.Array:
+        """Sample ids of positions from :meth:`scan_positions` (each ``>= 0``)."""
+        return self._ids.ids_at(np.asarray(positions, np.int64))
+
     def _complete_ids(self, table: pa.Table, *, want_key: bool, want_id: bool) -> pa.Table:
         stored = table.column("sample_key") if "sample_key" in table.column_names else None
         if self.legacy:

@@ -21,6 +21,7 @@ from trainstats.store.layout import LEGACY_VERSION, RUN_FILE, Layout
 from trainstats.store.schema import SCHEMA_VERSION, ValueColumn
 
 __all__ = [
+    "claim_attempt",
     "create_or_open_run",
     "monitor_dir",
     "files_dir",
@@ -175,6 +176,32 @@ def allocate_attempt(layout: Layout, attempt: int | None, *, noise_manifest: str
     while not write_json_atomic(layout.attempt_file(n), record(n), exclusive=True, what="attempt"):
         n += 1  # another process took it first
     return n
+
+
+def claim_attempt(run_dir: str | os.PathLike, *, noise_manifest: Any = None) -> int:
+    """Claim the next attempt number of a run directory (created or not) for a group of writers.
+
+    For one job of several processes (the workers of a ``MultiWorkerMirroredStrategy``): one process
+    claims the number and hands it to the others (the Keras capture does it with one all-reduce);
+    each then opens ``RunWriter(run_dir, ..., attempt=n, writer_id=<its own>)``. The claim is a file
+    created atomically under ``_trainstats/attempts/``, so two concurrent claims never get the same
+    number; an attempt whose writers never write a row supersedes nothing.
+
+    ``noise_manifest``: what the writers will be given (recorded in the attempt file: a path is
+    resolved, a mapping or table is recorded as ``"<mapping>"`` / ``"<table>"``)."""
+    layout = Layout(Path(run_dir))
+    if layout.legacy:
+        raise UnsupportedSchemaVersion(
+            f"{run_dir} was written by an older trainstats (schema_version 1: run.json at the top). "
+            f"Upgrade it in place with `trainstats migrate {run_dir}`, then resume.")
+    layout.make_dirs()
+    if noise_manifest is None or isinstance(noise_manifest, str) and not noise_manifest:
+        described = None
+    elif isinstance(noise_manifest, (str, os.PathLike)):
+        described = str(Path(noise_manifest).resolve())
+    else:
+        described = "<mapping>" if isinstance(noise_manifest, Mapping) else "<table>"
+    return allocate_attempt(layout, None, noise_manifest=described)
 
 
 def list_writer_status(layout: Layout) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trainstats.store.fingerprint import fingerprints
 from trainstats.store.key_index import KeyIndex
 
 __all__ = ["sample_key", "IdTable", "IdMap", "SAMPLE_ID_TYPE"]
@@ -71,10 +72,24 @@ class _Strings:
             self._chunks[-1] = pa.concat_arrays([self._chunks[-1], last])
 
     def take(self, positions: np.ndarray) -> pa.Array:
+        """The strings at ``positions``, taken chunk by chunk (a take on the chunked array as a whole
+        would first concatenate every chunk: a copy of all the ids for each call)."""
         if not self._chunks:
             return pa.array([], pa.string())
-        col = pa.chunked_array(self._chunks, pa.string()).take(pa.array(positions, pa.int64()))
-        return col.combine_chunks()
+        positions = np.asarray(positions, np.int64)
+        if len(self._chunks) > 1 and 2 * len(positions) >= sum(len(c) for c in self._chunks):
+            self._chunks = [pa.concat_arrays(self._chunks)]  # most of them: one copy, then one take
+        if len(self._chunks) == 1:
+            return self._chunks[0].take(pa.array(positions))
+        bounds = np.cumsum([0] + [len(c) for c in self._chunks])
+        which = np.searchsorted(bounds, positions, side="right") - 1
+        order = np.argsort(which, kind="stable")
+        cut = np.searchsorted(which[order], np.arange(len(self._chunks) + 1))
+        pieces = [c.take(pa.array(positions[order[cut[k]:cut[k + 1]]] - bounds[k]))
+                  for k, c in enumerate(self._chunks)]
+        inverse = np.empty(len(order), np.int64)
+        inverse[order] = np.arange(len(order))
+        return pa.concat_arrays(pieces).take(pa.array(inverse))
 
     def all(self) -> pa.Array:
         return pa.concat_arrays(self._chunks) if self._chunks else pa.array([], pa.string())
@@ -161,14 +176,19 @@ class IdTable:
 class IdMap:
     """The ``sample_id <-> sample_key`` pairs a reader has seen, checked: two ids with one key raise.
 
-    Ids arrive as the dictionaries of ``sample_id`` chunks (hashed once; a dictionary equal to a
-    recent one is recognised without hashing) or as key/id pairs from a schema-1 side table."""
+    Ids arrive as the dictionaries of ``sample_id`` chunks or as key/id pairs from a schema-1 side
+    table. A dictionary entry is looked up by its :func:`~trainstats.store.fingerprint.fingerprints`
+    value and confirmed by comparing the strings; only ids never seen before are hashed into keys
+    (``blake2b``, ~0.6 µs each in Python) and checked for key collisions. A dictionary equal to a
+    recent one is recognised at once."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self._index = KeyIndex()
         self._ids = _Strings()
         self._recent: list[tuple[pa.Array, np.ndarray]] = []
+        self._by_print = KeyIndex()                  # fingerprint -> slot
+        self._print_pos = np.zeros(0, np.int64)      # slot -> position of the id that holds it
 
     def __len__(self) -> int:
         return len(self._index)
@@ -194,18 +214,58 @@ class IdMap:
         return pos
 
     def positions(self, dictionary: pa.Array) -> np.ndarray:
-        """Positions of the entries of a ``sample_id`` dictionary."""
+        """Positions of the entries of a ``sample_id`` dictionary (string or binary), adding new ids."""
         for d, p in self._recent:
             if d is dictionary or (len(d) == len(dictionary) and d.equals(dictionary)):
                 return p
         if dictionary.null_count:
             dictionary = pc.fill_null(dictionary, pa.scalar(b"" if pa.types.is_binary(dictionary.type) else "",
                                                             dictionary.type))
-        raw = dictionary.to_pylist()
-        keys = _digests(raw) if pa.types.is_binary(dictionary.type) else sample_key(raw)
-        pos = self.add(keys, dictionary)
-        self._recent = [(dictionary, pos)] + self._recent[:3]
+        prints = fingerprints(dictionary)
+        pos = self._known(dictionary, prints)
+        miss = np.flatnonzero(pos < 0)
+        if len(miss):
+            entries = dictionary.take(pa.array(miss)) if len(miss) < len(dictionary) else dictionary
+            raw = entries.to_pylist()
+            keys = _digests(raw) if pa.types.is_binary(entries.type) else sample_key(raw)
+            pos[miss] = added = self.add(keys, entries)
+            self._remember(prints[miss], added)
+        self._recent = [(dictionary, pos)] + self._recent[:1]
         return pos
+
+    def _known(self, dictionary: pa.Array, prints: np.ndarray) -> np.ndarray:
+        """Positions of entries already seen (``-1`` for the rest), confirmed string by string."""
+        pos = np.full(len(dictionary), -1, np.int64)
+        slot = self._by_print.lookup(prints)
+        found = np.flatnonzero(slot >= 0)
+        if len(found):
+            candidate = self._print_pos[slot[found]]
+            mine = dictionary if len(found) == len(dictionary) else dictionary.take(pa.array(found))
+            stored = self._ids.take(candidate)
+            if not pa.types.is_string(mine.type):
+                stored = stored.cast(mine.type)
+            same = np.asarray(pc.equal(stored, mine).to_numpy(zero_copy_only=False), bool)
+            pos[found[same]] = candidate[same]  # a shared fingerprint (another string) stays a miss
+        return pos
+
+    def _remember(self, prints: np.ndarray, positions: np.ndarray) -> None:
+        n0 = len(self._by_print)
+        slots = self._by_print.add(prints)
+        if len(self._by_print) > len(self._print_pos):
+            grown = np.zeros(max(len(self._by_print), 2 * len(self._print_pos)), np.int64)
+            grown[: len(self._print_pos)] = self._print_pos
+            self._print_pos = grown
+        fresh = slots >= n0  # a fingerprint already held by another id keeps pointing there
+        # reversed so that, within this call, the first id with a fingerprint keeps it
+        self._print_pos[slots[fresh][::-1]] = positions[fresh][::-1]
+
+    def ids_at(self, positions: np.ndarray) -> pa.Array:
+        """Ids by position (null for a position without one)."""
+        return self._ids.take(positions)
+
+    def lookup_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Positions of keys seen with an id (``-1`` for the rest)."""
+        return self._index.lookup(np.asarray(keys, np.int64))
 
     def ids_of(self, keys: np.ndarray) -> tuple[pa.Array, int]:
         """Ids aligned with ``keys`` (null where never seen) and how many were never seen."""
