@@ -35,7 +35,7 @@ from trainstats.varmisuse.builder.scopes import Scopes
 from trainstats.varmisuse.builder.tokens import function_tokens, tokenize_source
 from trainstats.varmisuse.builder.tree import Tree
 
-__all__ = ["MODULES", "QUIRKS", "Quirk", "build_dev_shards", "quirk_example"]
+__all__ = ["MODULES", "QUIRKS", "Quirk", "build_dev_shards", "copy_stdlib_modules", "quirk_example"]
 
 #: standard-library modules the built shards come from (present in every CPython >= 3.10)
 MODULES = ["argparse.py", "textwrap.py", "shlex.py", "json/decoder.py", "json/encoder.py", "fnmatch.py",
@@ -110,17 +110,23 @@ def quirk_example(quirk: Quirk) -> dict:
     return ex
 
 
+def copy_stdlib_modules(modules: list[str], dest: Path) -> Path:
+    """Copy the running interpreter's standard-library files ``modules`` (paths relative to it; missing
+    ones skipped) into ``dest``, keeping their relative paths; returns ``dest``."""
+    stdlib = default_source_dir()
+    for rel in modules:
+        if (stdlib / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(stdlib / rel, dest / rel)
+    return dest
+
+
 def build_dev_shards(work: Path, *, seed: int = 0) -> Path:
     """Write ``work/dev/`` with two GREAT dev shards (built examples + :data:`QUIRKS`); return it.
 
     Deterministic for a Python version (the modules are the running interpreter's).
     """
-    src = work / "src"
-    stdlib = default_source_dir()
-    for rel in MODULES:
-        if (stdlib / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(stdlib / rel, src / rel)
+    src = copy_stdlib_modules(MODULES, work / "src")
     built = work / "built"
     build_varmisuse(src, built, seed=seed, workers=1, split_fractions=(0.0, 1.0, 0.0), max_tokens=2000,
                     examples_per_shard=10**6)

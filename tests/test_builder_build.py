@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from trainstats.varmisuse import iter_examples, list_shards, validate_example
-from trainstats.varmisuse.builder import build_varmisuse, default_source_dir
+from trainstats.varmisuse.builder import build_varmisuse
+
+from great_data import copy_stdlib_modules
 
 # a few real stdlib modules (copied into a temp dir, never into the repo)
 MODULES = ["argparse.py", "textwrap.py", "shlex.py", "json/decoder.py", "json/encoder.py", "json/__init__.py",
@@ -19,12 +21,7 @@ MODULES = ["argparse.py", "textwrap.py", "shlex.py", "json/decoder.py", "json/en
 
 @pytest.fixture(scope="module")
 def src_tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("src")
-    stdlib = default_source_dir()
-    for rel in MODULES:
-        if (stdlib / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(stdlib / rel, root / rel)
+    root = copy_stdlib_modules(MODULES, tmp_path_factory.mktemp("src"))
     bad = root / "bad"
     bad.mkdir()
     (bad / "py2.py").write_text('def f(x):\n    print "x", x\n', encoding="utf-8")
